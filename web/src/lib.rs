@@ -1,0 +1,1 @@
+//! The pages a person sees: signup, login and the dashboard.
