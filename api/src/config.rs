@@ -1,0 +1,287 @@
+//! Typed configuration: defaults, then an optional TOML file, then `CORRAL_*` variables.
+
+use std::path::{Path, PathBuf};
+
+/// A value that must never reach a log: `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How a setting is read from text (a TOML value or an environment variable) and shown.
+trait Setting: Sized {
+    fn parse(raw: &str) -> Result<Self, String>;
+    fn show(&self) -> String;
+}
+
+macro_rules! numeric_setting {
+    ($($t:ty),*) => {$(
+        impl Setting for $t {
+            fn parse(raw: &str) -> Result<Self, String> {
+                raw.trim().replace('_', "").parse().map_err(|e| format!("{e}"))
+            }
+            fn show(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+numeric_setting!(u32, u64, i64);
+
+impl Setting for String {
+    fn parse(raw: &str) -> Result<Self, String> {
+        Ok(raw.to_string())
+    }
+    fn show(&self) -> String {
+        self.clone()
+    }
+}
+
+impl Setting for PathBuf {
+    fn parse(raw: &str) -> Result<Self, String> {
+        Ok(raw.into())
+    }
+    fn show(&self) -> String {
+        self.display().to_string()
+    }
+}
+
+impl Setting for Option<String> {
+    fn parse(raw: &str) -> Result<Self, String> {
+        Ok((!raw.is_empty()).then(|| raw.to_string()))
+    }
+    fn show(&self) -> String {
+        self.clone().unwrap_or_else(|| "(unset)".into())
+    }
+}
+
+impl Setting for Option<Secret> {
+    fn parse(raw: &str) -> Result<Self, String> {
+        Ok((!raw.is_empty()).then(|| Secret(raw.to_string())))
+    }
+    fn show(&self) -> String {
+        match self {
+            Some(_) => "[redacted]".into(),
+            None => "(unset)".into(),
+        }
+    }
+}
+
+macro_rules! settings {
+    ($( $field:ident : $ty:ty = $default:expr, $env:literal, $help:literal; )*) => {
+        /// Every setting of `corral serve`.
+        #[derive(Clone, Debug)]
+        pub struct Config {
+            $( #[doc = $help] pub $field: $ty, )*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Self { $( $field: $default, )* }
+            }
+        }
+
+        impl Config {
+            fn set(&mut self, key: &str, raw: &str, source: &str) -> Result<bool, ConfigError> {
+                match key {
+                    $( stringify!($field) => {
+                        self.$field = <$ty as Setting>::parse(raw).map_err(|why| ConfigError::Invalid {
+                            key: format!("{source} {key}"),
+                            why,
+                        })?;
+                        Ok(true)
+                    } )*
+                    _ => Ok(false),
+                }
+            }
+
+            fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+                $( if let Some(raw) = env($env) {
+                    self.set(stringify!($field), &raw, "environment variable")?;
+                } )*
+                Ok(())
+            }
+
+            /// One line per setting: file key, variable, default, meaning.
+            pub fn help() -> String {
+                let defaults = Self::default();
+                let mut out = String::from("Settings (config-file key / environment variable, default):\n");
+                $( out.push_str(&format!(
+                    "  {:<28} {:<38} {}\n      {}\n",
+                    stringify!($field), $env, Setting::show(&defaults.$field), $help
+                )); )*
+                out
+            }
+        }
+    };
+}
+
+settings! {
+    data_dir: PathBuf = "./corral-data".into(), "CORRAL_DATA_DIR", "Where the database, sprites and checkpoints live.";
+    listen: String = "127.0.0.1:8080".into(), "CORRAL_LISTEN", "Address the HTTP API listens on.";
+    driver: String = "gvisor".into(), "CORRAL_DRIVER", "Sandbox backend: gvisor or qemu.";
+    image_dir: Option<String> = None, "CORRAL_IMAGE_DIR", "Where base images are cached (default: DATA_DIR/images).";
+    public_url: String = "http://127.0.0.1:8080".into(), "CORRAL_PUBLIC_URL", "The address people reach Corral at, for links in e-mails.";
+    jwt_secret: Option<Secret> = None, "CORRAL_JWT_SECRET", "Key that signs tokens (default: generated once into DATA_DIR/jwt.key).";
+    db_pool_size: u32 = 8, "CORRAL_DB_POOL_SIZE", "SQLite connections in the pool.";
+    tick_ms: u64 = 1000, "CORRAL_TICK_MS", "Metering tick in milliseconds.";
+    price_cpu_nanos_per_cpu_s: u64 = 19_444, "CORRAL_PRICE_CPU_NANOS_PER_CPU_S", "Nano-dollars per second of CPU time used.";
+    price_memory_nanos_per_gb_s: u64 = 12_153, "CORRAL_PRICE_MEMORY_NANOS_PER_GB_S", "Nano-dollars per GB-second of memory in use.";
+    price_disk_nanos_per_gb_month: u64 = 500_000_000, "CORRAL_PRICE_DISK_NANOS_PER_GB_MONTH", "Nano-dollars per GB-month of bytes stored.";
+    default_cap_nanos: i64 = 100_000_000_000, "CORRAL_DEFAULT_CAP_NANOS", "A new tenant's monthly spend cap ($100).";
+    min_runway_s: u64 = 60, "CORRAL_MIN_RUNWAY_S", "Seconds of worst-case burn a sprite must afford to start.";
+    session_ttl_s: u64 = 86_400, "CORRAL_SESSION_TTL_S", "Lifetime of a login session token.";
+    token_max_ttl_s: u64 = 31_536_000, "CORRAL_TOKEN_MAX_TTL_S", "Longest lifetime of an API token (and its default).";
+    token_rate_per_s: u32 = 200, "CORRAL_TOKEN_RATE_PER_S", "Requests per second one token may make.";
+    token_rate_burst: u32 = 400, "CORRAL_TOKEN_RATE_BURST", "Burst of requests one token may make at once.";
+    auth_rate_per_min: u32 = 10, "CORRAL_AUTH_RATE_PER_MIN", "Signup and login attempts per minute from one client address.";
+    request_timeout_s: u64 = 30, "CORRAL_REQUEST_TIMEOUT_S", "Longest a non-exec request may take.";
+    max_body_bytes: u64 = 1_048_576, "CORRAL_MAX_BODY_BYTES", "Largest JSON request body.";
+    max_file_bytes: u64 = 104_857_600, "CORRAL_MAX_FILE_BYTES", "Largest file upload or download.";
+    max_exec_output_bytes: u64 = 1_048_576, "CORRAL_MAX_EXEC_OUTPUT_BYTES", "Most stdout (and stderr) kept from one exec.";
+    max_running_sprites: u32 = 10, "CORRAL_MAX_RUNNING_SPRITES", "Operator maximum: running sprites per tenant.";
+    max_total_cpus: u32 = 8, "CORRAL_MAX_TOTAL_CPUS", "Operator maximum: vCPUs of a tenant's running sprites.";
+    max_total_memory_mb: u64 = 8192, "CORRAL_MAX_TOTAL_MEMORY_MB", "Operator maximum: memory of a tenant's running sprites.";
+    max_disk_mb_per_sprite: u64 = 10_240, "CORRAL_MAX_DISK_MB_PER_SPRITE", "Operator maximum: disk of one sprite.";
+    max_checkpoints_per_sprite: u32 = 20, "CORRAL_MAX_CHECKPOINTS_PER_SPRITE", "Operator maximum: checkpoints kept per sprite.";
+    default_cpus: u32 = 1, "CORRAL_DEFAULT_CPUS", "vCPUs of a sprite created without `cpus`.";
+    default_memory_mb: u64 = 512, "CORRAL_DEFAULT_MEMORY_MB", "Memory of a sprite created without `memory_mb`.";
+    default_disk_mb: u64 = 1024, "CORRAL_DEFAULT_DISK_MB", "Disk of a sprite created without `disk_mb`.";
+    default_idle_timeout_s: u64 = 60, "CORRAL_DEFAULT_IDLE_TIMEOUT_S", "Idle seconds before a sprite pauses (0 = never).";
+    smtp_url: Option<Secret> = None, "CORRAL_SMTP_URL", "Mail server for alerts, e.g. smtp://127.0.0.1:2525.";
+    smtp_from: String = "corral@localhost".into(), "CORRAL_SMTP_FROM", "Sender address of alert e-mails.";
+    stripe_secret_key: Option<Secret> = None, "CORRAL_STRIPE_SECRET_KEY", "Stripe secret key; billing is off without it.";
+    stripe_webhook_secret: Option<Secret> = None, "CORRAL_STRIPE_WEBHOOK_SECRET", "Secret that signs Stripe's webhook events.";
+    stripe_api_base: String = "https://api.stripe.com".into(), "CORRAL_STRIPE_API_BASE", "Where Stripe's API is.";
+}
+
+/// Why configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not TOML, or holds an unknown key.
+    #[error("config file {path}: {why}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+    /// A value does not parse.
+    #[error("{key}: {why}")]
+    Invalid {
+        /// Which key or variable.
+        key: String,
+        /// Why.
+        why: String,
+    },
+}
+
+impl Config {
+    /// Defaults, then `file` when given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with(file, &|key| std::env::var(key).ok())
+    }
+
+    /// Like [`Config::load`] with an injected environment (for tests).
+    pub fn load_with(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            config.apply_toml(path, &text)?;
+        }
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn apply_toml(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let file_error = |why: String| ConfigError::File {
+            path: path.into(),
+            why,
+        };
+        let table: toml::Table = text.parse().map_err(|e| file_error(format!("{e}")))?;
+        for (key, value) in table {
+            let raw = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                other => return Err(file_error(format!("{key}: unsupported value {other:?}"))),
+            };
+            if !self.set(&key, &raw, "config key")? {
+                return Err(file_error(format!("unknown key {key:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where base images live.
+    pub fn image_dir(&self) -> PathBuf {
+        self.image_dir
+            .as_ref()
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.data_dir.join("images"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let dir = std::env::temp_dir().join(format!("corral-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("corral.toml");
+        std::fs::write(&file, "tick_ms = 250\nlisten = \"0.0.0.0:9000\"\n").unwrap();
+        let env = |key: &str| (key == "CORRAL_LISTEN").then(|| "127.0.0.1:1".to_string());
+        let config = Config::load_with(Some(&file), &env).unwrap();
+        assert_eq!(config.tick_ms, 250);
+        assert_eq!(config.listen, "127.0.0.1:1");
+        assert_eq!(config.driver, "gvisor");
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_named() {
+        let env = |key: &str| (key == "CORRAL_TICK_MS").then(|| "soon".to_string());
+        let err = Config::load_with(None, &env).unwrap_err().to_string();
+        assert!(err.contains("tick_ms"), "{err}");
+        let mut config = Config::default();
+        let err = config
+            .apply_toml(Path::new("x.toml"), "tick_msec = 5")
+            .unwrap_err();
+        assert!(err.to_string().contains("tick_msec"));
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let env =
+            |key: &str| (key == "CORRAL_STRIPE_SECRET_KEY").then(|| "sk_live_xyz".to_string());
+        let config = Config::load_with(None, &env).unwrap();
+        assert!(!format!("{config:?}").contains("sk_live_xyz"));
+        assert!(!Config::help().contains("sk_live"));
+    }
+}

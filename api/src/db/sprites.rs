@@ -1,0 +1,1 @@
+//! Sprites and checkpoints rows.

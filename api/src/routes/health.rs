@@ -1,0 +1,53 @@
+//! Liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::{problem_response, ApiError};
+use crate::metrics::gauge;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if let Err(error) = sqlx::query("SELECT 1").execute(&state.pool).await {
+        tracing::warn!(%error, "database not ready");
+        return ApiError::Unavailable("the database is not usable".into()).into_response();
+    }
+    if let Some(why) = state.driver_problem() {
+        return problem_response(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why);
+    }
+    "ready\n".into_response()
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut out = String::new();
+    state.metrics.render_requests(&mut out);
+    let states: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT state, COUNT(*) FROM sprites WHERE deleted_at IS NULL GROUP BY state",
+    )
+    .fetch_all(&state.pool)
+    .await
+    .unwrap_or_default();
+    let labels: Vec<(String, u64)> = states
+        .into_iter()
+        .map(|(s, n)| (format!("state=\"{s}\""), n as u64))
+        .collect();
+    let samples: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
+    gauge(&mut out, "corral_sprites", "Sprites by state.", &samples);
+    state.render_service_metrics(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,174 @@
+//! Minting, listing and revoking API tokens.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::auth::Scopes;
+use crate::db::{self, tokens::TokenRow};
+use crate::domain;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{AppJson, Scoped, TokensCreate};
+use crate::spend;
+use crate::state::AppState;
+use crate::tokens::{self, MintRequest};
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(revoke))
+}
+
+/// A token as its holder sees it (never the secret).
+#[derive(Serialize, ToSchema)]
+pub struct TokenView {
+    id: String,
+    name: String,
+    kind: String,
+    scopes: Vec<String>,
+    parent_id: Option<String>,
+    created_at: String,
+    expires_at: String,
+    /// Spend cap per billing period, if any.
+    budget_nanos: Option<i64>,
+    /// Spent this period by sprites this token or its descendants created.
+    spent_nanos: i64,
+    sprites: Option<Vec<String>>,
+    revoked: bool,
+}
+
+impl TokenView {
+    /// The view of a row, with its spend this period.
+    pub async fn load(state: &AppState, row: TokenRow) -> ApiResult<Self> {
+        let spent_nanos = spend::token_spent(state, &row.id).await?;
+        Ok(Self {
+            scopes: Scopes::from_stored(&row.scopes)
+                .names()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            created_at: domain::rfc3339(row.created_at),
+            expires_at: domain::rfc3339(row.expires_at),
+            sprites: row
+                .sprites
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            revoked: row.revoked_at.is_some(),
+            id: row.id,
+            name: row.name,
+            kind: row.kind,
+            parent_id: row.parent_id,
+            budget_nanos: row.budget_nanos,
+            spent_nanos,
+        })
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    name: String,
+    scopes: Vec<String>,
+    /// Lifetime in seconds (default and maximum: the operator's token lifetime; a
+    /// child's never passes its parent's expiry).
+    expires_in_s: Option<u64>,
+    /// A spend cap of the token's own, per billing period.
+    budget_nanos: Option<i64>,
+    /// Limit the token to these sprites.
+    sprites: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    /// The bearer secret: shown only in this answer.
+    token: String,
+    #[serde(flatten)]
+    view: TokenView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenList {
+    tokens: Vec<TokenView>,
+}
+
+/// Mints a token; one minted with an API token is its child and never wider.
+#[utoipa::path(post, path = "/v1/tokens", request_body = CreateTokenRequest, tag = "tokens",
+    security(("bearer" = [])),
+    responses((status = 201, body = CreatedToken), (status = 403, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+async fn create(
+    State(state): State<AppState>,
+    Scoped(auth, ..): Scoped<TokensCreate>,
+    AppJson(request): AppJson<CreateTokenRequest>,
+) -> ApiResult<(StatusCode, AppJson<CreatedToken>)> {
+    let scopes =
+        Scopes::parse(request.scopes.iter().map(String::as_str)).map_err(ApiError::Validation)?;
+    if scopes.0.is_empty() {
+        return Err(ApiError::Validation(
+            "scopes must name at least one scope".into(),
+        ));
+    }
+    let parent_remaining = match auth.token.budget_nanos {
+        Some(budget) if !auth.is_session() => {
+            Some(budget - spend::token_spent(&state, &auth.token.id).await?)
+        }
+        _ => None,
+    };
+    let mint = MintRequest {
+        name: domain::display_name("name", &request.name)?,
+        scopes,
+        expires_in_s: request.expires_in_s,
+        budget_nanos: request.budget_nanos,
+        sprites: request.sprites,
+    };
+    let new = tokens::narrow(&auth, mint, state.config.token_max_ttl_s, parent_remaining)?;
+    let mut conn = state.pool.acquire().await?;
+    let (row, token) = tokens::issue(&mut conn, &state.keys, &auth.tenant_id, new).await?;
+    drop(conn);
+    tracing::info!(tenant = %auth.tenant_id, token = %row.id, "token minted");
+    let view = TokenView::load(&state, row).await?;
+    Ok((StatusCode::CREATED, AppJson(CreatedToken { token, view })))
+}
+
+/// The tokens the caller may see: all for a session, else itself and its descendants.
+#[utoipa::path(get, path = "/v1/tokens", tag = "tokens", security(("bearer" = [])),
+    responses((status = 200, body = TokenList)))]
+async fn list(
+    State(state): State<AppState>,
+    Scoped(auth, ..): Scoped<TokensCreate>,
+) -> ApiResult<AppJson<TokenList>> {
+    let root = (!auth.is_session()).then_some(auth.token.id.as_str());
+    let rows = db::tokens::list(&state.pool, &auth.tenant_id, root).await?;
+    let mut tokens = Vec::with_capacity(rows.len());
+    for row in rows {
+        tokens.push(TokenView::load(&state, row).await?);
+    }
+    Ok(AppJson(TokenList { tokens }))
+}
+
+/// Revokes a token and every token minted below it.
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The token's id")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+async fn revoke(
+    State(state): State<AppState>,
+    Scoped(auth, ..): Scoped<TokensCreate>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let target = db::tokens::by_id(&state.pool, &id)
+        .await?
+        .filter(|row| row.tenant_id == auth.tenant_id && row.kind == "api")
+        .ok_or_else(|| ApiError::not_found(format!("token {id:?}")))?;
+    if !auth.is_session() && !db::tokens::is_within(&state.pool, &auth.token.id, &target.id).await?
+    {
+        return Err(ApiError::not_found(format!("token {id:?}")));
+    }
+    let mut conn = state.pool.acquire().await?;
+    let revoked =
+        db::tokens::revoke_tree(&mut conn, &auth.tenant_id, &target.id, db::now_s()).await?;
+    tracing::info!(tenant = %auth.tenant_id, token = %target.id, revoked, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

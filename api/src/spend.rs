@@ -1,0 +1,10 @@
+//! Spend lookups the API needs from metering (token and tenant spend this period).
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// What `token_id` and its descendants' sprites spent this billing period.
+pub async fn token_spent(_state: &AppState, _token_id: &str) -> ApiResult<i64> {
+    // Wired to the metering ledger when it lands in this workspace.
+    Ok(0)
+}
