@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub mod agent;
 pub mod gvisor;
 
 /// A machine's identity on its backend. Fixed width (`s` + 16 hex digits), because
@@ -86,7 +87,8 @@ pub struct ExecRequest {
     /// Kill the command after this long.
     pub timeout: Option<Duration>,
     /// Most bytes kept of stdout and of stderr each; the rest is dropped and
-    /// [`ExecOutput::truncated`] set.
+    /// [`ExecOutput::truncated`] set. `0` means the driver's default (4 MiB) for
+    /// [`Driver::exec`] and no cap for [`Driver::exec_stream`].
     pub max_output_bytes: usize,
 }
 

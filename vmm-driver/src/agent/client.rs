@@ -1,0 +1,301 @@
+//! The driver's side of the agent stream: one connection per machine, many commands and
+//! file transfers multiplexed over it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use super::proto::{
+    read_frame, ErrorInfo, ErrorKind, ExecSpec, ExitInfo, Frame, Kind, ReadSpec, WriteSpec, CHUNK,
+};
+use crate::{DriverError, ExecEvent, ExecOutput, ExecRequest, ExecStream, Result};
+
+/// Output kept of each stream when a request does not say (`max_output_bytes == 0`).
+pub const DEFAULT_MAX_OUTPUT: usize = 4 << 20;
+
+type Chans = Mutex<HashMap<u32, mpsc::UnboundedSender<Frame>>>;
+
+struct Inner {
+    writer: tokio::sync::Mutex<OwnedWriteHalf>,
+    chans: Chans,
+    next: AtomicU32,
+    closed: AtomicBool,
+}
+
+/// A connection to one machine's agent.
+#[derive(Clone)]
+pub struct AgentClient {
+    inner: Arc<Inner>,
+}
+
+/// Removes a channel from the table when its request is done or abandoned.
+struct ChanGuard {
+    inner: Arc<Inner>,
+    chan: u32,
+}
+
+impl Drop for ChanGuard {
+    fn drop(&mut self) {
+        self.inner
+            .chans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.chan);
+    }
+}
+
+fn lost() -> DriverError {
+    DriverError::InvalidState("the machine stopped (agent connection closed)".into())
+}
+
+fn agent_error(frame: &Frame) -> DriverError {
+    match frame.parse::<ErrorInfo>() {
+        Ok(info) => match info.kind {
+            ErrorKind::NotFound => DriverError::NotFound(info.message),
+            ErrorKind::Invalid | ErrorKind::TooLarge => DriverError::Invalid(info.message),
+            ErrorKind::DiskFull => DriverError::DiskFull,
+            ErrorKind::Io => DriverError::backend("agent request failed", info.message),
+        },
+        Err(e) => DriverError::backend("agent sent a bad error", e),
+    }
+}
+
+impl AgentClient {
+    /// Starts reading the agent's frames from `stream`.
+    pub fn new(stream: UnixStream) -> Self {
+        let (mut r, w) = stream.into_split();
+        let inner = Arc::new(Inner {
+            writer: tokio::sync::Mutex::new(w),
+            chans: Mutex::new(HashMap::new()),
+            next: AtomicU32::new(1),
+            closed: AtomicBool::new(false),
+        });
+        let reader = inner.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(frame)) = read_frame(&mut r).await {
+                let chans = reader.chans.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(tx) = chans.get(&frame.chan) {
+                    let _ = tx.send(frame);
+                }
+            }
+            reader.closed.store(true, Ordering::SeqCst);
+            reader
+                .chans
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
+        });
+        Self { inner }
+    }
+
+    /// Whether the agent has gone away (the machine stopped or was checkpointed).
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    fn open(&self) -> Result<(ChanGuard, mpsc::UnboundedReceiver<Frame>)> {
+        let chan = self.inner.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.inner
+            .chans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(chan, tx);
+        // Checked after inserting: the reader clears the table after setting `closed`.
+        if self.is_closed() {
+            return Err(lost());
+        }
+        let guard = ChanGuard {
+            inner: self.inner.clone(),
+            chan,
+        };
+        Ok((guard, rx))
+    }
+
+    async fn send(&self, frames: &[Frame]) -> Result<()> {
+        let mut buf = Vec::new();
+        for f in frames {
+            buf.extend_from_slice(&f.encode());
+        }
+        let mut w = self.inner.writer.lock().await;
+        w.write_all(&buf).await.map_err(|_| lost())
+    }
+
+    fn exec_frames(chan: u32, req: &ExecRequest, max_output: u64) -> Result<Vec<Frame>> {
+        if req.argv.is_empty() {
+            return Err(DriverError::Invalid("empty command".into()));
+        }
+        let spec = ExecSpec {
+            argv: req.argv.clone(),
+            env: req.env.clone(),
+            cwd: req.cwd.clone(),
+            timeout_ms: req.timeout.map(|t| t.as_millis().max(1) as u64),
+            max_output,
+        };
+        Ok(vec![Frame::json(Kind::Exec, chan, &spec)])
+    }
+
+    /// Runs a command to completion.
+    pub async fn exec(&self, req: ExecRequest) -> Result<ExecOutput> {
+        let started = Instant::now();
+        let max = if req.max_output_bytes == 0 {
+            DEFAULT_MAX_OUTPUT
+        } else {
+            req.max_output_bytes
+        };
+        let (guard, mut rx) = self.open()?;
+        let mut frames = Self::exec_frames(guard.chan, &req, max as u64)?;
+        for chunk in req.stdin.chunks(CHUNK) {
+            frames.push(Frame::new(Kind::Stdin, guard.chan, chunk.to_vec()));
+        }
+        frames.push(Frame::new(Kind::StdinEof, guard.chan, Vec::new()));
+        self.send(&frames).await?;
+        let (mut stdout, mut stderr, mut truncated) = (Vec::new(), Vec::new(), false);
+        while let Some(frame) = rx.recv().await {
+            match frame.kind {
+                Kind::Stdout | Kind::Stderr => {
+                    let buf = if frame.kind == Kind::Stdout {
+                        &mut stdout
+                    } else {
+                        &mut stderr
+                    };
+                    let room = max.saturating_sub(buf.len());
+                    truncated |= frame.payload.len() > room;
+                    buf.extend_from_slice(&frame.payload[..frame.payload.len().min(room)]);
+                }
+                Kind::Exit => {
+                    let info: ExitInfo = frame
+                        .parse()
+                        .map_err(|e| DriverError::backend("agent exit", e))?;
+                    return Ok(ExecOutput {
+                        exit_code: info.code,
+                        stdout,
+                        stderr,
+                        truncated: truncated || info.truncated,
+                        timed_out: info.timed_out,
+                        duration: started.elapsed(),
+                    });
+                }
+                Kind::Error => return Err(agent_error(&frame)),
+                _ => {}
+            }
+        }
+        Err(lost())
+    }
+
+    /// Starts a command and hands back its streams. Output is not capped unless
+    /// `max_output_bytes` is set.
+    pub async fn exec_stream(&self, req: ExecRequest) -> Result<ExecStream> {
+        let (guard, mut rx) = self.open()?;
+        let chan = guard.chan;
+        let mut frames = Self::exec_frames(chan, &req, req.max_output_bytes as u64)?;
+        for chunk in req.stdin.chunks(CHUNK) {
+            frames.push(Frame::new(Kind::Stdin, chan, chunk.to_vec()));
+        }
+        self.send(&frames).await?;
+        let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(16);
+        let (ev_tx, ev_rx) = mpsc::channel(64);
+        let client = self.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            let mut stdin_open = true;
+            loop {
+                tokio::select! {
+                    data = stdin_rx.recv(), if stdin_open => {
+                        let frames = match data {
+                            Some(d) => d.chunks(CHUNK).map(|c| Frame::new(Kind::Stdin, chan, c.to_vec())).collect(),
+                            None => {
+                                stdin_open = false;
+                                vec![Frame::new(Kind::StdinEof, chan, Vec::new())]
+                            }
+                        };
+                        if client.send(&frames).await.is_err() {
+                            let _ = ev_tx.send(ExecEvent::Exit(-1)).await;
+                            return;
+                        }
+                    }
+                    frame = rx.recv() => {
+                        let event = match frame {
+                            Some(f) if f.kind == Kind::Stdout => ExecEvent::Stdout(f.payload),
+                            Some(f) if f.kind == Kind::Stderr => ExecEvent::Stderr(f.payload),
+                            Some(f) if f.kind == Kind::Exit => {
+                                let code = f.parse::<ExitInfo>().map(|i| i.code).unwrap_or(-1);
+                                let _ = ev_tx.send(ExecEvent::Exit(code)).await;
+                                return;
+                            }
+                            Some(_) => continue,
+                            None => {
+                                let _ = ev_tx.send(ExecEvent::Stderr(b"corral: the machine stopped\n".to_vec())).await;
+                                let _ = ev_tx.send(ExecEvent::Exit(-1)).await;
+                                return;
+                            }
+                        };
+                        if ev_tx.send(event).await.is_err() {
+                            let _ = client.send(&[Frame::new(Kind::Kill, chan, Vec::new())]).await;
+                            return;
+                        }
+                    }
+                    _ = ev_tx.closed() => {
+                        let _ = client.send(&[Frame::new(Kind::Kill, chan, Vec::new())]).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(ExecStream {
+            stdin: stdin_tx,
+            events: ev_rx,
+        })
+    }
+
+    /// Reads a whole file, refusing one larger than `max_bytes`.
+    pub async fn read_file(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
+        let (guard, mut rx) = self.open()?;
+        let spec = ReadSpec {
+            path: path.into(),
+            max_bytes,
+        };
+        self.send(&[Frame::json(Kind::ReadFile, guard.chan, &spec)])
+            .await?;
+        let mut data = Vec::new();
+        while let Some(frame) = rx.recv().await {
+            match frame.kind {
+                Kind::FileData => data.extend_from_slice(&frame.payload),
+                Kind::FileEnd => return Ok(data),
+                Kind::Error => return Err(agent_error(&frame)),
+                _ => {}
+            }
+        }
+        Err(lost())
+    }
+
+    /// Writes a whole file, creating parent directories.
+    pub async fn write_file(&self, path: &str, data: &[u8]) -> Result<()> {
+        let (guard, mut rx) = self.open()?;
+        let spec = WriteSpec { path: path.into() };
+        let mut frames = vec![Frame::json(Kind::WriteFile, guard.chan, &spec)];
+        for chunk in data.chunks(CHUNK) {
+            frames.push(Frame::new(Kind::FileData, guard.chan, chunk.to_vec()));
+            if frames.len() >= 16 {
+                self.send(&frames).await?;
+                frames.clear();
+            }
+        }
+        frames.push(Frame::new(Kind::FileEnd, guard.chan, Vec::new()));
+        self.send(&frames).await?;
+        while let Some(frame) = rx.recv().await {
+            match frame.kind {
+                Kind::Done => return Ok(()),
+                Kind::Error => return Err(agent_error(&frame)),
+                _ => {}
+            }
+        }
+        Err(lost())
+    }
+}

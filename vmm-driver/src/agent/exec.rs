@@ -1,0 +1,227 @@
+//! Commands inside the sprite: spawning each in its own process group, forwarding its
+//! stdio, enforcing its timeout and output cap, and reaping every child (the agent is
+//! the sandbox's init, so orphans land on it too).
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use super::proto::{ExecSpec, ExitInfo, Frame, Kind, CHUNK};
+
+/// Encoded frames on their way to the driver.
+pub type Out = mpsc::UnboundedSender<Vec<u8>>;
+
+/// Children waiting for their exit status, by pid. Spawning holds the lock, so the reaper
+/// cannot collect a child before it is registered here.
+static CHILDREN: Mutex<Option<HashMap<i32, oneshot::Sender<i32>>>> = Mutex::new(None);
+
+/// How long output is still forwarded after the command exits, for descendants that hold
+/// its pipes open (a daemon started in the background must not hang the command).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(100);
+
+/// Starts reaping children on SIGCHLD.
+pub fn start_reaper() -> std::io::Result<()> {
+    let mut sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
+    tokio::spawn(async move {
+        loop {
+            reap();
+            if sig.recv().await.is_none() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+fn reap() {
+    let mut guard = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    let map = guard.get_or_insert_with(HashMap::new);
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid pointer to an int.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+        if let Some(tx) = map.remove(&pid) {
+            let code = if libc::WIFSIGNALED(status) {
+                128 + libc::WTERMSIG(status)
+            } else {
+                libc::WEXITSTATUS(status)
+            };
+            let _ = tx.send(code);
+        }
+    }
+}
+
+fn send(out: &Out, kind: Kind, chan: u32, payload: Vec<u8>) {
+    let _ = out.send(Frame::new(kind, chan, payload).encode());
+}
+
+fn kill_group(pgid: i32) {
+    // SAFETY: kill takes no pointers; a negative pid names the process group.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+}
+
+/// Runs one command, reading its control frames (stdin, kill) from `ctl`.
+pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Frame>, out: Out) {
+    let Some((program, args)) = spec.argv.split_first() else {
+        return finish_early(&out, chan, 127, "corral: empty command\n".into());
+    };
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(spec.cwd.as_deref().unwrap_or("/"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+
+    let (exit_tx, mut exit_rx) = oneshot::channel();
+    let mut child = {
+        let mut guard = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+        match cmd.spawn() {
+            Ok(child) => {
+                guard
+                    .get_or_insert_with(HashMap::new)
+                    .insert(child.id() as i32, exit_tx);
+                child
+            }
+            Err(e) => {
+                drop(guard);
+                let code = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                    126
+                } else {
+                    127
+                };
+                return finish_early(&out, chan, code, format!("corral: {program}: {e}\n"));
+            }
+        }
+    };
+    let pgid = child.id() as i32;
+    let truncated = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    let max = spec.max_output;
+    if let Some(Ok(s)) = child
+        .stdout
+        .take()
+        .map(tokio::process::ChildStdout::from_std)
+    {
+        let pump = pump(s, Kind::Stdout, chan, max, out.clone(), truncated.clone());
+        tasks.push(tokio::spawn(pump));
+    }
+    if let Some(Ok(s)) = child
+        .stderr
+        .take()
+        .map(tokio::process::ChildStderr::from_std)
+    {
+        let pump = pump(s, Kind::Stderr, chan, max, out.clone(), truncated.clone());
+        tasks.push(tokio::spawn(pump));
+    }
+    let (stdin_tx, mut stdin_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    if let Some(Ok(mut stdin)) = child.stdin.take().map(tokio::process::ChildStdin::from_std) {
+        tokio::spawn(async move {
+            while let Some(data) = stdin_rx.recv().await {
+                if stdin.write_all(&data).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let mut stdin_tx = Some(stdin_tx);
+
+    let deadline = spec
+        .timeout_ms
+        .map(|ms| tokio::time::Instant::now() + Duration::from_millis(ms));
+    let mut timed_out = false;
+    let mut ctl_open = true;
+    let code = loop {
+        tokio::select! {
+            code = &mut exit_rx => break code.unwrap_or(-1),
+            frame = ctl.recv(), if ctl_open => match frame {
+                Some(f) if f.kind == Kind::Stdin => {
+                    if let Some(tx) = &stdin_tx { let _ = tx.send(f.payload); }
+                }
+                Some(f) if f.kind == Kind::StdinEof => stdin_tx = None,
+                Some(f) if f.kind != Kind::Kill => {}
+                other => {
+                    ctl_open = other.is_some();
+                    kill_group(pgid);
+                }
+            },
+            _ = sleep_until(deadline), if !timed_out => {
+                timed_out = true;
+                kill_group(pgid);
+            }
+        }
+    };
+    drop(stdin_tx);
+    if timed_out {
+        kill_group(pgid);
+    }
+    let drain = futures_join(tasks);
+    let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, drain).await;
+    let info = ExitInfo {
+        code,
+        timed_out,
+        truncated: truncated.load(Ordering::Relaxed),
+    };
+    let _ = out.send(Frame::json(Kind::Exit, chan, &info).encode());
+}
+
+async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn finish_early(out: &Out, chan: u32, code: i32, message: String) {
+    send(out, Kind::Stderr, chan, message.into_bytes());
+    let info = ExitInfo {
+        code,
+        ..Default::default()
+    };
+    let _ = out.send(Frame::json(Kind::Exit, chan, &info).encode());
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    mut r: R,
+    kind: Kind,
+    chan: u32,
+    max: u64,
+    out: Out,
+    truncated: Arc<AtomicBool>,
+) {
+    let mut sent = 0u64;
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let keep = if max == 0 {
+            n
+        } else {
+            n.min(max.saturating_sub(sent) as usize)
+        };
+        if keep < n {
+            truncated.store(true, Ordering::Relaxed);
+        }
+        if keep > 0 {
+            sent += keep as u64;
+            send(&out, kind, chan, buf[..keep].to_vec());
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The wire protocol between the driver and the in-sprite agent: length-prefixed frames
+//! multiplexing many commands and file transfers over one byte stream.
+//!
+//! A frame is `len: u32 LE | kind: u8 | chan: u32 LE | payload[len]`. The driver picks a
+//! fresh `chan` for every command or file transfer; every frame about it carries that
+//! number, so many commands run at once over the same stream.
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Bytes in a frame header.
+pub const HEADER_LEN: usize = 9;
+/// The largest payload a frame may carry; bigger transfers are split into chunks.
+pub const MAX_PAYLOAD: usize = 4 << 20;
+/// Size of the chunks file contents and command output are sent in.
+pub const CHUNK: usize = 256 << 10;
+
+/// What a frame means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Driver → agent: start a command ([`ExecSpec`] as JSON).
+    Exec = 1,
+    /// Driver → agent: bytes for the command's stdin.
+    Stdin = 2,
+    /// Driver → agent: close the command's stdin.
+    StdinEof = 3,
+    /// Driver → agent: kill the command's process group.
+    Kill = 4,
+    /// Driver → agent: send a file ([`ReadSpec`] as JSON).
+    ReadFile = 5,
+    /// Driver → agent: write a file ([`WriteSpec`] as JSON); `FileData` chunks and a
+    /// `FileEnd` follow.
+    WriteFile = 6,
+    /// Either way: a chunk of file contents.
+    FileData = 7,
+    /// Either way: the end of a file's contents.
+    FileEnd = 8,
+    /// Agent → driver: bytes the command wrote to stdout.
+    Stdout = 16,
+    /// Agent → driver: bytes the command wrote to stderr.
+    Stderr = 17,
+    /// Agent → driver: the command ended ([`ExitInfo`] as JSON); the channel is done.
+    Exit = 18,
+    /// Agent → driver: the request failed ([`ErrorInfo`] as JSON); the channel is done.
+    Error = 19,
+    /// Agent → driver: a file write finished; the channel is done.
+    Done = 20,
+}
+
+impl Kind {
+    fn from_u8(raw: u8) -> Option<Self> {
+        use Kind::*;
+        Some(match raw {
+            1 => Exec,
+            2 => Stdin,
+            3 => StdinEof,
+            4 => Kill,
+            5 => ReadFile,
+            6 => WriteFile,
+            7 => FileData,
+            8 => FileEnd,
+            16 => Stdout,
+            17 => Stderr,
+            18 => Exit,
+            19 => Error,
+            20 => Done,
+            _ => return None,
+        })
+    }
+}
+
+/// One frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// What it means.
+    pub kind: Kind,
+    /// The command or transfer it belongs to.
+    pub chan: u32,
+    /// Its bytes.
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    /// A frame with a payload.
+    pub fn new(kind: Kind, chan: u32, payload: Vec<u8>) -> Self {
+        Self {
+            kind,
+            chan,
+            payload,
+        }
+    }
+
+    /// A frame carrying a value as JSON.
+    pub fn json(kind: Kind, chan: u32, value: &impl Serialize) -> Self {
+        Self::new(kind, chan, serde_json::to_vec(value).unwrap_or_default())
+    }
+
+    /// Parses the payload as JSON.
+    pub fn parse<T: for<'de> Deserialize<'de>>(&self) -> std::io::Result<T> {
+        serde_json::from_slice(&self.payload)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+
+    /// The frame as bytes on the wire.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.payload.len());
+        out.extend_from_slice(&(self.payload.len() as u32).to_le_bytes());
+        out.push(self.kind as u8);
+        out.extend_from_slice(&self.chan.to_le_bytes());
+        out.extend_from_slice(&self.payload);
+        out
+    }
+}
+
+/// Reads one frame; `None` at a clean end of stream.
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Frame>> {
+    let mut header = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        let n = r.read(&mut header[got..]).await?;
+        if n == 0 {
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        got += n;
+    }
+    let len = u32::from_le_bytes(header[0..4].try_into().unwrap_or_default()) as usize;
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    if len > MAX_PAYLOAD {
+        return Err(bad(format!("frame of {len} bytes is too large")));
+    }
+    let kind = Kind::from_u8(header[4]).ok_or_else(|| bad(format!("frame kind {}", header[4])))?;
+    let chan = u32::from_le_bytes(header[5..9].try_into().unwrap_or_default());
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).await?;
+    Ok(Some(Frame {
+        kind,
+        chan,
+        payload,
+    }))
+}
+
+/// A command to start, as the agent receives it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: Option<String>,
+    /// Kill the process group after this many milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Most bytes forwarded of stdout and of stderr each (0: no cap).
+    pub max_output: u64,
+}
+
+/// How a command ended.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit code, `128 + signal` when killed.
+    pub code: i32,
+    /// Killed at its timeout.
+    pub timed_out: bool,
+    /// Output was cut at the cap.
+    pub truncated: bool,
+}
+
+/// A file to send back.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReadSpec {
+    /// Absolute path.
+    pub path: String,
+    /// Refuse files larger than this.
+    pub max_bytes: u64,
+}
+
+/// A file to write.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WriteSpec {
+    /// Absolute path; parent directories are created.
+    pub path: String,
+}
+
+/// Why a request failed inside the sprite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// No such file.
+    NotFound,
+    /// The request is wrong (not a regular file, bad path).
+    Invalid,
+    /// The file is larger than allowed.
+    TooLarge,
+    /// No space left on the disk.
+    DiskFull,
+    /// Any other failure.
+    Io,
+}
+
+/// A failure, as the agent reports it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// What kind.
+    pub kind: ErrorKind,
+    /// For a person.
+    pub message: String,
+}
+
+impl ErrorInfo {
+    /// Classifies an I/O error.
+    pub fn from_io(what: &str, e: &std::io::Error) -> Self {
+        let kind = match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => ErrorKind::DiskFull,
+            Some(libc::ENOENT) => ErrorKind::NotFound,
+            Some(libc::EISDIR) | Some(libc::ENOTDIR) => ErrorKind::Invalid,
+            _ => ErrorKind::Io,
+        };
+        Self {
+            kind,
+            message: format!("{what}: {e}"),
+        }
+    }
+}

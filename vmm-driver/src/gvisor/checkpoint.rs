@@ -1,0 +1,158 @@
+//! Checkpoints on gVisor: `runsc checkpoint` (memory and processes; it stops the
+//! sandbox) plus a sparse copy of the machine's disk image, which is the exact writable
+//! layer — restore must see the disk exactly as the processes left it.
+//!
+//! A checkpoint directory holds `state/` (runsc's image, absent for a stopped machine)
+//! and `disk.img`. It is built under a temporary name and renamed when complete.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tracing::{error, instrument};
+
+use super::lifecycle::{launch, teardown, unmount};
+use super::machine::Machine;
+use super::{disk, Gvisor};
+use crate::{CheckpointId, CheckpointInfo, DriverError, MachineState, Result};
+
+fn io(what: &'static str) -> impl Fn(std::io::Error) -> DriverError {
+    move |e| DriverError::backend(what, e)
+}
+
+fn info(id: &CheckpointId, dir: &Path) -> CheckpointInfo {
+    CheckpointInfo {
+        id: id.clone(),
+        size_bytes: disk::allocated_tree(dir),
+    }
+}
+
+impl Gvisor {
+    /// Saves the machine, then brings it back to the state it was in. The call returns
+    /// once the checkpoint is complete on disk; bringing the sandbox back (`runsc
+    /// restore`, ~150 ms) continues behind the machine's lock, so the next operation on
+    /// this machine waits for it and sees the machine as it was.
+    #[instrument(skip_all, fields(machine = %m.id, checkpoint = %cid.as_str()))]
+    pub(super) async fn checkpoint_machine(
+        &self,
+        m: &Arc<Machine>,
+        cid: &CheckpointId,
+    ) -> Result<CheckpointInfo> {
+        let mut rt = m.rt.clone().lock_owned().await;
+        if rt.destroyed {
+            return Err(DriverError::NotFound(format!("machine {}", m.id)));
+        }
+        let dir = m.paths.checkpoint(cid);
+        if dir.exists() {
+            return Ok(info(cid, &dir));
+        }
+        let tmp = dir.with_extension("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(io("making the checkpoint directory"))?;
+        let was = rt.state;
+        if was == MachineState::Paused {
+            self.runsc.resume(&m.id).await?;
+            rt.state = MachineState::Running;
+        }
+        if was != MachineState::Stopped {
+            if let Err(e) = self.runsc.checkpoint(&m.id, &tmp.join("state")).await {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+            // The sandbox has stopped; clear it away so the id is free for the restore.
+            rt.agent = None;
+            teardown(&self.runsc, &m.id).await;
+            rt.state = MachineState::Stopped;
+        }
+        let copied = disk::syncfs(&m.paths.disk())
+            .and_then(|()| {
+                disk::sparse_copy(&m.paths.image(), &tmp.join("disk.img"))
+                    .map_err(io("copying the disk"))
+            })
+            .and_then(|_| std::fs::rename(&tmp, &dir).map_err(io("finishing the checkpoint")));
+        if was == MachineState::Stopped {
+            return copied.map(|()| info(cid, &dir));
+        }
+        let image = if copied.is_ok() {
+            dir.join("state")
+        } else {
+            tmp.join("state")
+        };
+        let checkpoint = info(cid, &dir);
+        // Bring the machine back behind its lock (the guard moves into the task).
+        let runsc = self.runsc.clone();
+        let machine = m.clone();
+        tokio::spawn(async move {
+            let mut rt = rt;
+            let res = match launch(&runsc, &machine, &mut rt, Some(&image)).await {
+                Ok(()) if was == MachineState::Paused => runsc.pause(&machine.id).await.map(|()| {
+                    rt.state = MachineState::Paused;
+                }),
+                other => other,
+            };
+            if let Err(e) = res {
+                error!(machine = %machine.id, error = %e, "could not bring the machine back after a checkpoint");
+                teardown(&runsc, &machine.id).await;
+                rt.state = MachineState::Stopped;
+                rt.agent = None;
+                machine.reopen_usage(false);
+            }
+            if !copied_ok(&image) {
+                let _ = std::fs::remove_dir_all(image.parent().unwrap_or(&image));
+            }
+        });
+        copied.map(|()| checkpoint)
+    }
+
+    /// Puts the disk back exactly as it was at the checkpoint and restores the sandbox
+    /// (or starts it fresh, for a checkpoint of a stopped machine).
+    #[instrument(skip_all, fields(machine = %m.id, checkpoint = %cid.as_str()))]
+    pub(super) async fn restore_machine(&self, m: &Machine, cid: &CheckpointId) -> Result<()> {
+        let mut rt = m.rt.lock().await;
+        if rt.destroyed {
+            return Err(DriverError::NotFound(format!("machine {}", m.id)));
+        }
+        let dir = m.paths.checkpoint(cid);
+        if !dir.join("disk.img").exists() {
+            return Err(DriverError::NotFound(format!(
+                "checkpoint {} of {}",
+                cid.as_str(),
+                m.id
+            )));
+        }
+        if rt.state != MachineState::Stopped {
+            rt.agent = None;
+            teardown(&self.runsc, &m.id).await;
+            rt.state = MachineState::Stopped;
+            m.reopen_usage(false);
+        }
+        // Drop the usage fd on the disk, so the unmount is not busy.
+        m.reopen_usage(false);
+        unmount(&m.paths)?;
+        let next = m.paths.image().with_extension("img.restore");
+        disk::sparse_copy(&dir.join("disk.img"), &next).map_err(io("copying the disk back"))?;
+        std::fs::rename(&next, m.paths.image()).map_err(io("putting the disk back"))?;
+        let state = dir.join("state");
+        let image = state.exists().then_some(state.as_path());
+        launch(&self.runsc, m, &mut rt, image).await
+    }
+
+    pub(super) async fn delete_checkpoint_of(&self, m: &Machine, cid: &CheckpointId) -> Result<()> {
+        let _rt = m.rt.lock().await;
+        let dir = m.paths.checkpoint(cid);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(DriverError::backend("removing the checkpoint", e))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether the checkpoint whose `state/` is at `image` was completed (renamed into place).
+fn copied_ok(image: &Path) -> bool {
+    image
+        .parent()
+        .and_then(|p| p.extension())
+        .map(|ext| ext != "tmp")
+        .unwrap_or(true)
+}
