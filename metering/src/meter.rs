@@ -1,0 +1,434 @@
+//! The metering loop: every tick, sample the fleet, price it, write ledger, baselines,
+//! spend and alerts in one transaction, then pause every scope that does not fit.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::SqlitePool;
+
+use crate::alerts::{self, AlertFacts};
+use crate::db::{self, BudgetContext, NewAlert, RowWrite, ScopeSpendWrite};
+use crate::fleet::{Fleet, FleetSprite, Sample};
+use crate::metrics::MeterMetrics;
+use crate::money::Nanos;
+use crate::period::{minute_start, Period};
+use crate::prices::Prices;
+use crate::rule;
+use crate::scope::{sprite_scopes, token_chain, Scope};
+use crate::tick::{self, TickConfig};
+use crate::Error;
+
+/// The meter's configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct MeterConfig {
+    /// How often to tick (`CORRAL_TICK_MS`, default 1 s).
+    pub tick: Duration,
+    /// The longest a pause takes to stop a sprite: part of the worst case.
+    pub pause_latency: Duration,
+    /// The price table.
+    pub prices: Prices,
+    /// The cap of tenants whose `cap_nanos` is NULL (`None`: no cap).
+    pub default_tenant_cap: Option<Nanos>,
+    /// Disk growth per second a running sprite may reach in the worst case; its storage
+    /// to the period's end is reserved a window ahead. 0 counts growth only once seen.
+    pub disk_growth_bytes_per_s: u64,
+}
+
+impl Default for MeterConfig {
+    fn default() -> MeterConfig {
+        MeterConfig {
+            tick: Duration::from_millis(1000),
+            pause_latency: Duration::from_millis(1000),
+            prices: Prices::default(),
+            default_tenant_cap: None,
+            disk_growth_bytes_per_s: 0,
+        }
+    }
+}
+
+impl MeterConfig {
+    /// Tick plus pause latency, milliseconds: the rule's window.
+    pub fn window_ms(&self) -> i64 {
+        (self.tick + self.pause_latency).as_millis() as i64
+    }
+
+    /// The context the budget reads need, at `now_ms`.
+    pub fn budget_context(&self, now_ms: i64) -> BudgetContext {
+        BudgetContext {
+            prices: self.prices,
+            default_tenant_cap: self.default_tenant_cap,
+            now_ms,
+        }
+    }
+
+    fn tick_config(&self) -> TickConfig {
+        TickConfig {
+            prices: self.prices,
+            tick_ms: self.tick.as_millis() as i64,
+            window_ms: self.window_ms(),
+            disk_growth_bytes_per_s: self.disk_growth_bytes_per_s,
+        }
+    }
+}
+
+/// What one tick did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// The tick's id; `None` when it was refused (an instant already covered).
+    pub tick_id: Option<i64>,
+    /// Sprites in the fleet.
+    pub sprites: usize,
+    /// What the tick cost, all scopes together.
+    pub cost: Nanos,
+    /// Scopes that did not fit.
+    pub enforced: Vec<Scope>,
+    /// Sprites asked to pause.
+    pub paused: Vec<i64>,
+    /// Alerts queued.
+    pub alerts: usize,
+}
+
+/// Spend of recent ticks per scope: (at, elapsed ms, cost), the last minute's worth.
+type BurnWindow = VecDeque<(i64, i64, Nanos)>;
+
+/// The metering loop and its memory between ticks (none of it needed for correctness
+/// after a restart: the database holds baselines and spend).
+pub struct Meter {
+    pool: SqlitePool,
+    fleet: Arc<dyn Fleet>,
+    config: MeterConfig,
+    metrics: Arc<MeterMetrics>,
+    last_tick_ms: Option<i64>,
+    burn: HashMap<String, BurnWindow>,
+    used: HashMap<String, Nanos>,
+    alerted: HashSet<(String, i64, u32)>,
+    /// Scopes written by the last tick: one that loses its last sprite is zeroed.
+    written: HashSet<String>,
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Meter {
+    /// A meter over `pool` (migrated) and `fleet`.
+    pub fn new(pool: SqlitePool, fleet: Arc<dyn Fleet>, config: MeterConfig) -> Meter {
+        Meter {
+            pool,
+            fleet,
+            config,
+            metrics: Arc::default(),
+            last_tick_ms: None,
+            burn: HashMap::new(),
+            used: HashMap::new(),
+            alerted: HashSet::new(),
+            written: HashSet::new(),
+        }
+    }
+
+    /// The counters, to render on `/metrics`.
+    pub fn metrics(&self) -> Arc<MeterMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Ticks every `config.tick` until `shutdown` resolves. A tick in progress is
+    /// finished first; a failed tick is logged and the next one catches up.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let mut interval = tokio::time::interval(self.config.tick);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = interval.tick() => {}
+            }
+            if let Err(error) = self.tick_at(now_ms()).await {
+                self.metrics
+                    .tick_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%error, "metering tick failed");
+            }
+        }
+        tracing::info!("metering loop stopped: shutdown requested");
+    }
+
+    /// One tick at `now_ms`: sample, price, record in one transaction, enforce.
+    #[tracing::instrument(skip_all, fields(now_ms))]
+    pub async fn tick_at(&mut self, now_ms: i64) -> Result<TickReport, Error> {
+        let started = Instant::now();
+        let fleet = self
+            .fleet
+            .sprites()
+            .await
+            .map_err(|e| Error::Fleet(e.to_string()))?;
+        let samples: Vec<Option<Sample>> = fleet
+            .iter()
+            .map(|s| self.fleet.sample(s.sprite_id))
+            .collect();
+        let Some((mut report, pause)) = self.record(now_ms, &fleet, &samples).await? else {
+            self.metrics
+                .ticks_skipped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(TickReport {
+                sprites: fleet.len(),
+                ..TickReport::default()
+            });
+        };
+        self.metrics
+            .observe_tick(started.elapsed().as_micros() as u64);
+        if !pause.is_empty() {
+            let t = Instant::now();
+            tracing::warn!(
+                sprites = pause.len(),
+                scopes = report.enforced.len(),
+                "pausing sprites for budget"
+            );
+            self.fleet.pause_for_budget(&pause).await;
+            let m = &self.metrics;
+            m.last_pause_us.store(
+                t.elapsed().as_micros() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            m.sprites_paused_for_budget
+                .fetch_add(pause.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        report.paused = pause;
+        Ok(report)
+    }
+
+    /// The tick's single transaction. `None` when the instant was already covered.
+    async fn record(
+        &mut self,
+        now_ms: i64,
+        fleet: &[FleetSprite],
+        samples: &[Option<Sample>],
+    ) -> Result<Option<(TickReport, Vec<i64>)>, Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let cfg = self.config.tick_config();
+        let period = Period::containing(now_ms);
+        let minute = minute_start(now_ms);
+        let mut tx = self.pool.begin().await?;
+        let Some(tick_id) = db::claim_tick(&mut tx, now_ms).await? else {
+            return Ok(None);
+        };
+        let ids: Vec<i64> = fleet.iter().map(|s| s.sprite_id).collect();
+        let baselines = db::baselines(&mut tx, &ids).await?;
+        let rows = db::minute_rows(&mut tx, minute).await?;
+        let tenant_ids: Vec<&str> = unique(fleet.iter().map(|s| s.tenant_id.as_str()));
+        let tenants = db::tenants(&mut tx, &tenant_ids).await?;
+        let creators: Vec<&str> =
+            unique(fleet.iter().filter_map(|s| s.created_by_token.as_deref()));
+        let tokens = db::token_tree(&mut tx, &creators).await?;
+
+        // Each (tenant, creator) pair's scopes, and the tenant each token belongs to.
+        let mut chains: HashMap<(&str, Option<&str>), Vec<Scope>> = HashMap::new();
+        let mut token_tenant: HashMap<Scope, &str> = HashMap::new();
+        let plan = tick::plan(
+            &cfg,
+            now_ms,
+            period,
+            fleet,
+            samples,
+            &baselines,
+            &rows,
+            |s| {
+                let key = (s.tenant_id.as_str(), s.created_by_token.as_deref());
+                chains
+                    .entry(key)
+                    .or_insert_with(|| {
+                        let chain = key.1.map(|t| token_chain(&tokens, t)).unwrap_or_default();
+                        let scopes = sprite_scopes(key.0, &chain);
+                        for scope in &scopes[1..] {
+                            token_tenant.insert(scope.clone(), key.0);
+                        }
+                        scopes
+                    })
+                    .clone()
+            },
+        );
+        let by_id: HashMap<i64, &FleetSprite> = fleet.iter().map(|s| (s.sprite_id, s)).collect();
+        let row_writes: Vec<RowWrite<'_>> = plan
+            .updates
+            .iter()
+            .filter_map(|u| {
+                Some(RowWrite {
+                    sprite: by_id.get(&u.sprite_id)?,
+                    row: u.row?,
+                })
+            })
+            .collect();
+        db::write_rows(&mut tx, minute, &row_writes).await?;
+        db::write_baselines(&mut tx, tick_id, &plan.updates).await?;
+
+        // Spend per scope: this tick's scopes, and those that just lost their sprites.
+        if self.last_tick_ms.is_none() {
+            self.written = db::live_scopes(&mut tx, period.start_ms)
+                .await?
+                .into_iter()
+                .collect();
+        }
+        let keys: Vec<String> = plan.scopes.keys().map(Scope::key).collect();
+        let gone: Vec<String> = self
+            .written
+            .iter()
+            .filter(|k| !keys.contains(k))
+            .cloned()
+            .collect();
+        let all_keys: Vec<&str> = keys.iter().chain(&gone).map(String::as_str).collect();
+        let before = db::read_scope_spend(&mut tx, period.start_ms, &all_keys).await?;
+        let elapsed = self
+            .last_tick_ms
+            .map_or(cfg.tick_ms, |t| (now_ms - t).clamp(1, 60_000));
+        let remaining = period.remaining_ms(now_ms);
+
+        let mut report = TickReport {
+            tick_id: Some(tick_id),
+            sprites: fleet.len(),
+            cost: plan.cost,
+            ..TickReport::default()
+        };
+        let mut pause: Vec<i64> = Vec::new();
+        let mut writes = Vec::with_capacity(all_keys.len());
+        let mut alerts = Vec::new();
+        for (scope, key) in plan.scopes.keys().zip(&keys) {
+            let t = &plan.scopes[scope];
+            let spent = before.get(key).copied().unwrap_or_default() + t.grew;
+            let burn = self.burn_of(key, now_ms, elapsed, t.grew);
+            writes.push(ScopeSpendWrite {
+                scope: key,
+                spent,
+                stored_bytes: t.stored_bytes,
+                sprites: t.sprites,
+                burn_per_s: burn,
+                worst_burn_per_s: t.worst_burn_per_s,
+            });
+            let (cap, tenant_id, token_name) = match scope {
+                Scope::Tenant(id) => {
+                    let cap = tenants
+                        .get(id)
+                        .and_then(|i| i.cap)
+                        .or(self.config.default_tenant_cap);
+                    (cap, id.as_str(), None)
+                }
+                Scope::Token(id) => {
+                    let node = tokens.get(id);
+                    let tenant = token_tenant.get(scope).copied().unwrap_or_default();
+                    (
+                        node.and_then(|n| n.budget),
+                        tenant,
+                        node.map(|n| n.name.as_str()),
+                    )
+                }
+            };
+            let Some(cap) = cap else { continue };
+            let verdict = rule::evaluate(
+                &cfg.prices,
+                &t.rule_input(&cfg, cap, spent),
+                cfg.window_ms,
+                remaining,
+            );
+            if verdict.pause {
+                report.enforced.push(scope.clone());
+                pause.extend(&t.running);
+            }
+            // Alerts: committed spend (spent plus the storage reservation) crossing a
+            // threshold, and the top threshold when the scope is paused.
+            let used = spent + verdict.storage_reserved;
+            let used_before = self.used.insert(key.clone(), used).unwrap_or_default();
+            let Some(info) = tenants.get(tenant_id) else {
+                continue;
+            };
+            let mut pcts = alerts::crossed(&info.thresholds_pct, cap, used_before, used);
+            let top = alerts::top_threshold(&info.thresholds_pct).filter(|_| verdict.pause);
+            pcts.extend(top.filter(|p| !pcts.contains(p)));
+            for pct in pcts {
+                if !self.alerted.insert((key.clone(), period.start_ms, pct)) {
+                    continue;
+                }
+                let facts = AlertFacts {
+                    scope,
+                    token_name,
+                    pct,
+                    cap,
+                    spent,
+                    storage_reserved: verdict.storage_reserved,
+                    period_end_ms: period.end_ms,
+                    paused: top == Some(pct),
+                };
+                let (subject, body) = alerts::message(&facts);
+                alerts.push(NewAlert {
+                    tenant_id,
+                    kind: "threshold",
+                    scope: key,
+                    threshold_pct: pct,
+                    period_start_ms: period.start_ms,
+                    to_email: &info.email,
+                    subject,
+                    body,
+                    now_ms,
+                });
+            }
+        }
+        for key in &gone {
+            let spent = before.get(key).copied().unwrap_or_default();
+            writes.push(ScopeSpendWrite {
+                scope: key,
+                spent,
+                stored_bytes: 0,
+                sprites: 0,
+                burn_per_s: Nanos::ZERO,
+                worst_burn_per_s: Nanos::ZERO,
+            });
+        }
+        db::write_scope_spend(&mut tx, period.start_ms, now_ms, &writes).await?;
+        for alert in &alerts {
+            report.alerts += usize::from(db::queue_alert(&mut tx, alert).await?);
+        }
+        tx.commit().await?;
+
+        self.written = keys.into_iter().collect();
+        self.last_tick_ms = Some(now_ms);
+        self.burn.retain(|k, _| self.written.contains(k));
+        let m = &self.metrics;
+        m.last_tick_sprites.store(fleet.len() as u64, Relaxed);
+        m.recorded_nanos
+            .fetch_add(plan.cost.get().max(0) as u64, Relaxed);
+        m.scopes_enforced
+            .fetch_add(report.enforced.len() as u64, Relaxed);
+        m.alerts_queued.fetch_add(report.alerts as u64, Relaxed);
+        m.clamped_samples.fetch_add(plan.clamped, Relaxed);
+        pause.sort_unstable();
+        pause.dedup();
+        Ok(Some((report, pause)))
+    }
+
+    /// Adds this tick's spend to the scope's last minute and returns nanos per second.
+    fn burn_of(&mut self, key: &str, now_ms: i64, elapsed_ms: i64, cost: Nanos) -> Nanos {
+        let window = self.burn.entry(key.to_owned()).or_default();
+        window.push_back((now_ms, elapsed_ms, cost));
+        while window
+            .front()
+            .is_some_and(|(at, _, _)| *at <= now_ms - 60_000)
+        {
+            window.pop_front();
+        }
+        let (ms, cost) = window.iter().fold((0i64, 0i128), |(ms, c), (_, e, x)| {
+            (ms + e, c + i128::from(x.get()))
+        });
+        Nanos::from_u128_saturating(
+            u128::try_from(cost * 1000)
+                .unwrap_or(0)
+                .div_ceil(ms.max(1) as u128),
+        )
+    }
+}
+
+fn unique<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut seen = HashSet::new();
+    items.filter(|s| seen.insert(*s)).collect()
+}

@@ -1,0 +1,156 @@
+//! The meter's counters for `/metrics`: tick time, enforcement and alerts (atomics).
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Counters the metering loop updates and `/metrics` reads.
+#[derive(Debug, Default)]
+pub struct MeterMetrics {
+    /// Ticks recorded.
+    pub ticks: AtomicU64,
+    /// Ticks that failed (database or fleet errors); the next tick catches up.
+    pub tick_errors: AtomicU64,
+    /// Ticks refused because another tick already covered that instant.
+    pub ticks_skipped: AtomicU64,
+    /// Wall time of the last tick, microseconds.
+    pub last_tick_us: AtomicU64,
+    /// Longest tick so far, microseconds.
+    pub max_tick_us: AtomicU64,
+    /// All ticks' wall time, microseconds.
+    pub tick_us_total: AtomicU64,
+    /// Sprites metered by the last tick.
+    pub last_tick_sprites: AtomicU64,
+    /// Nano-dollars recorded, all ticks.
+    pub recorded_nanos: AtomicU64,
+    /// Scope decisions to pause (one per scope and tick).
+    pub scopes_enforced: AtomicU64,
+    /// Sprites asked to pause for budget.
+    pub sprites_paused_for_budget: AtomicU64,
+    /// Time the last budget pause call took, microseconds.
+    pub last_pause_us: AtomicU64,
+    /// Threshold alerts queued.
+    pub alerts_queued: AtomicU64,
+    /// Samples cut to the declared worst case (a late tick or an over-limit reading).
+    pub clamped_samples: AtomicU64,
+}
+
+impl MeterMetrics {
+    /// Records a tick's wall time.
+    pub fn observe_tick(&self, us: u64) {
+        self.ticks.fetch_add(1, Relaxed);
+        self.last_tick_us.store(us, Relaxed);
+        self.max_tick_us.fetch_max(us, Relaxed);
+        self.tick_us_total.fetch_add(us, Relaxed);
+    }
+
+    /// Prometheus text exposition of every counter.
+    pub fn render(&self) -> String {
+        let rows: [(&str, &str, &str, &AtomicU64); 13] = [
+            (
+                "corral_meter_ticks_total",
+                "counter",
+                "Metering ticks recorded.",
+                &self.ticks,
+            ),
+            (
+                "corral_meter_tick_errors_total",
+                "counter",
+                "Metering ticks that failed.",
+                &self.tick_errors,
+            ),
+            (
+                "corral_meter_ticks_skipped_total",
+                "counter",
+                "Ticks refused as already covered.",
+                &self.ticks_skipped,
+            ),
+            (
+                "corral_meter_last_tick_microseconds",
+                "gauge",
+                "Wall time of the last tick.",
+                &self.last_tick_us,
+            ),
+            (
+                "corral_meter_max_tick_microseconds",
+                "gauge",
+                "Longest tick.",
+                &self.max_tick_us,
+            ),
+            (
+                "corral_meter_tick_microseconds_total",
+                "counter",
+                "Wall time of all ticks.",
+                &self.tick_us_total,
+            ),
+            (
+                "corral_meter_last_tick_sprites",
+                "gauge",
+                "Sprites metered by the last tick.",
+                &self.last_tick_sprites,
+            ),
+            (
+                "corral_meter_recorded_nanodollars_total",
+                "counter",
+                "Spend recorded.",
+                &self.recorded_nanos,
+            ),
+            (
+                "corral_budget_scopes_enforced_total",
+                "counter",
+                "Scope decisions to pause.",
+                &self.scopes_enforced,
+            ),
+            (
+                "corral_budget_sprites_paused_total",
+                "counter",
+                "Sprites paused for budget.",
+                &self.sprites_paused_for_budget,
+            ),
+            (
+                "corral_budget_last_pause_microseconds",
+                "gauge",
+                "Time the last budget pause took.",
+                &self.last_pause_us,
+            ),
+            (
+                "corral_alerts_queued_total",
+                "counter",
+                "Threshold alerts queued.",
+                &self.alerts_queued,
+            ),
+            (
+                "corral_meter_clamped_samples_total",
+                "counter",
+                "Samples cut to the worst case.",
+                &self.clamped_samples,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, v) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = MeterMetrics::default();
+        m.observe_tick(1500);
+        m.observe_tick(700);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE corral_meter_ticks_total counter\ncorral_meter_ticks_total 2\n")
+        );
+        assert!(text.contains("corral_meter_max_tick_microseconds 1500\n"));
+        assert!(text.contains("corral_meter_last_tick_microseconds 700\n"));
+    }
+}
