@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod money;
 pub mod period;
 pub mod prices;
+pub mod recorded;
 pub mod rule;
 pub mod scope;
 pub mod tick;
