@@ -147,7 +147,7 @@ async fn a_replayed_or_crashed_tick_counts_nothing_twice_and_loses_nothing() {
     fleet.set_sample(1, sample(2_000_000_000));
     assert!(meter.tick_at(t0() + 2000).await.is_err());
     assert_eq!(ledger_cost(&pool).await, cost);
-    let (tick_id, _) = mdb::last_tick(&mut *pool.acquire().await.unwrap())
+    let (tick_id, _) = mdb::last_tick(&mut pool.acquire().await.unwrap())
         .await
         .unwrap();
     assert_eq!(tick_id, 2);
@@ -273,7 +273,7 @@ async fn spend_starts_again_in_a_new_month() {
     assert_eq!(nov, prices.disk_cost(1000 * GB * 1000).saturating_mul(2));
     assert_eq!(dec, prices.disk_cost(1000 * GB * 500));
     let ctx = MeterConfig::default().budget_context(dec1 + 600);
-    let budget = mdb::tenant_budget(&mut *pool.acquire().await.unwrap(), "t1", &ctx)
+    let budget = mdb::tenant_budget(&mut pool.acquire().await.unwrap(), "t1", &ctx)
         .await
         .unwrap()
         .unwrap();
