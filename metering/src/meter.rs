@@ -170,12 +170,13 @@ impl Meter {
             .iter()
             .map(|s| self.fleet.sample(s.sprite_id))
             .collect();
-        let Some((mut report, pause)) = self.record(now_ms, &fleet, &samples).await? else {
+        let listed = fleet.len();
+        let Some((mut report, pause)) = self.record(now_ms, fleet, samples).await? else {
             self.metrics
                 .ticks_skipped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(TickReport {
-                sprites: fleet.len(),
+                sprites: listed,
                 ..TickReport::default()
             });
         };
@@ -205,8 +206,8 @@ impl Meter {
     async fn record(
         &mut self,
         now_ms: i64,
-        fleet: &[FleetSprite],
-        samples: &[Option<Sample>],
+        mut fleet: Vec<FleetSprite>,
+        mut samples: Vec<Option<Sample>>,
     ) -> Result<Option<(TickReport, Vec<i64>)>, Error> {
         use std::sync::atomic::Ordering::Relaxed;
         let cfg = self.config.tick_config();
@@ -216,6 +217,20 @@ impl Meter {
         let Some(tick_id) = db::claim_tick(&mut tx, now_ms).await? else {
             return Ok(None);
         };
+        let all_ids: Vec<i64> = fleet.iter().map(|s| s.sprite_id).collect();
+        let known = db::known_sprites(&mut tx, &all_ids).await?;
+        if known.len() != fleet.len() {
+            tracing::warn!(
+                unknown = fleet.len() - known.len(),
+                "skipping sprites the database does not know"
+            );
+            (fleet, samples) = fleet
+                .into_iter()
+                .zip(samples)
+                .filter(|(s, _)| known.contains(&s.sprite_id))
+                .unzip();
+        }
+        let (fleet, samples) = (fleet.as_slice(), samples.as_slice());
         let ids: Vec<i64> = fleet.iter().map(|s| s.sprite_id).collect();
         let baselines = db::baselines(&mut tx, &ids).await?;
         let rows = db::minute_rows(&mut tx, minute).await?;
@@ -394,6 +409,7 @@ impl Meter {
         self.written = keys.into_iter().collect();
         self.last_tick_ms = Some(now_ms);
         self.burn.retain(|k, _| self.written.contains(k));
+        self.alerted.retain(|(_, p, _)| *p == period.start_ms);
         let m = &self.metrics;
         m.last_tick_sprites.store(fleet.len() as u64, Relaxed);
         m.recorded_nanos

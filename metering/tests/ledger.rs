@@ -131,8 +131,26 @@ async fn a_replayed_or_crashed_tick_counts_nothing_twice_and_loses_nothing() {
     assert_eq!(replay.tick_id, None);
     assert_eq!(ledger_cost(&pool).await, cost);
 
-    // A tick that dies inside its transaction (here: a sprite the database does not
-    // know makes the ledger write fail) leaves no trace at all.
+    // A tick that dies inside its transaction, after its ledger rows were written
+    // (a trigger makes the spend write fail, as a kill -9 would stop it), leaves no
+    // trace at all.
+    sqlx::query("CREATE TRIGGER crash BEFORE UPDATE ON scope_spend BEGIN SELECT RAISE(ABORT, 'killed'); END")
+        .execute(&pool)
+        .await
+        .unwrap();
+    fleet.set_sample(1, sample(2_000_000_000));
+    assert!(meter.tick_at(t0() + 2000).await.is_err());
+    assert_eq!(ledger_cost(&pool).await, cost);
+    let (tick_id, _) = mdb::last_tick(&mut pool.acquire().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(tick_id, 2);
+    sqlx::query("DROP TRIGGER crash")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // A sprite the database does not know is skipped, not a reason to stop metering.
     let ghost = corral_metering::FleetSprite {
         sprite_id: 999,
         tenant_id: "t1".into(),
@@ -144,17 +162,9 @@ async fn a_replayed_or_crashed_tick_counts_nothing_twice_and_loses_nothing() {
     };
     fleet.insert(ghost);
     fleet.set_sample(999, sample(0));
-    fleet.set_sample(1, sample(2_000_000_000));
-    assert!(meter.tick_at(t0() + 2000).await.is_err());
-    assert_eq!(ledger_cost(&pool).await, cost);
-    let (tick_id, _) = mdb::last_tick(&mut pool.acquire().await.unwrap())
-        .await
-        .unwrap();
-    assert_eq!(tick_id, 2);
 
     // Restart: a new meter picks up from the stored baselines; the usage of the lost
     // tick is counted by the next one, once.
-    fleet.remove(999);
     let mut meter = Meter::new(pool.clone(), fleet.clone(), MeterConfig::default());
     fleet.set_sample(1, sample(2_500_000_000));
     let report = meter.tick_at(t0() + 3000).await.unwrap();
@@ -280,4 +290,40 @@ async fn spend_starts_again_in_a_new_month() {
     assert_eq!(budget.period_start_ms, dec1);
     assert_eq!(budget.period_end_ms, days_from_civil(2027, 1, 1) * DAY_MS);
     assert_eq!(budget.spent, dec);
+}
+
+#[tokio::test]
+async fn the_loop_ticks_until_shutdown_and_survives_failed_ticks() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (_dir, pool) = db().await;
+    tenant(&pool, "t1", None).await;
+    let fleet = Arc::new(RecordedFleet::default());
+    fleet.insert(sprite(&pool, 1, "t1", None).await);
+    fleet.set_sample(1, sample(0));
+    let cfg = MeterConfig {
+        tick: std::time::Duration::from_millis(20),
+        ..MeterConfig::default()
+    };
+    let meter = Meter::new(pool.clone(), fleet.clone(), cfg);
+    let metrics = meter.metrics();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(meter.run(async move {
+        let _ = stopped.await;
+    }));
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    fleet.fail_listing(true);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    fleet.fail_listing(false);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(metrics.ticks.load(Relaxed) >= 5, "{}", metrics.render());
+    assert!(metrics.tick_errors.load(Relaxed) >= 1);
+    let (tick_id, _) = mdb::last_tick(&mut pool.acquire().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(tick_id as u64, metrics.ticks.load(Relaxed));
 }

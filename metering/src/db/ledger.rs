@@ -332,3 +332,20 @@ pub async fn live_scopes(
         .fetch_all(conn)
         .await
 }
+
+/// Which of these sprite ids have a row in `sprites` (the ledger's foreign key): a
+/// sprite the database does not know must not poison every tick.
+#[tracing::instrument(skip_all, fields(sprites = ids.len()))]
+pub async fn known_sprites(
+    conn: &mut SqliteConnection,
+    ids: &[i64],
+) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
+    let mut out = std::collections::HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT id FROM sprites WHERE id IN ");
+        push_ids(&mut qb, chunk);
+        let rows: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}

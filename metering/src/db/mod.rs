@@ -11,9 +11,9 @@ pub use budget::{
     BudgetContext, Refusal,
 };
 pub use ledger::{
-    baselines, claim_tick, last_tick, live_scopes, minute_rows, parse_thresholds, read_scope_spend,
-    tenants, token_tree, write_baselines, write_rows, write_scope_spend, RowWrite, ScopeSpendWrite,
-    TenantInfo,
+    baselines, claim_tick, known_sprites, last_tick, live_scopes, minute_rows, parse_thresholds,
+    read_scope_spend, tenants, token_tree, write_baselines, write_rows, write_scope_spend,
+    RowWrite, ScopeSpendWrite, TenantInfo,
 };
 pub use outbox::{
     alerts, mark_failed, mark_sent, pending_outbox, queue_alert, NewAlert, OutboxMessage,
