@@ -333,3 +333,48 @@ async fn a_scope_without_sprites_keeps_its_spend_and_frees_its_reservation() {
     assert!(after.storage_reserved < Nanos(100_000));
     assert_eq!(after.state(), "ok");
 }
+
+#[tokio::test]
+async fn an_alert_of_a_failed_tick_is_queued_by_the_next_one() {
+    let (_dir, pool) = db().await;
+    tenant(&pool, "t1", Some(10_000_000)).await;
+    let fleet = Arc::new(RecordedFleet::default());
+    fleet.insert(sprite(&pool, 1, "t1", None).await);
+    let mut meter = Meter::new(pool.clone(), fleet.clone(), cpu_only());
+    let tick = |i: i64| {
+        fleet.set_sample(
+            1,
+            Some(Sample {
+                cpu_ns: i as u64 * 2_000_000_000,
+                memory_bytes: 0,
+                disk_bytes: 0,
+            }),
+        );
+        t0() + i * 1000
+    };
+    for i in 0..3 {
+        meter.tick_at(tick(i)).await.unwrap(); // 0, 20 %, 40 %
+    }
+    // The tick that crosses 50 % dies while queueing its alert.
+    sqlx::query(
+        "CREATE TRIGGER crash BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'killed'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(meter.tick_at(tick(3)).await.is_err());
+    sqlx::query("DROP TRIGGER crash")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = meter.tick_at(tick(4)).await.unwrap();
+    // 50 % (from the failed tick), 80 %, and 100 % as the sprite is paused.
+    assert_eq!(report.alerts, 3);
+    assert_eq!(report.paused, [1]);
+    let alerts = mdb::alerts(&mut pool.acquire().await.unwrap(), "t1", 10)
+        .await
+        .unwrap();
+    let mut pcts: Vec<i64> = alerts.iter().map(|a| a.threshold_pct).collect();
+    pcts.sort_unstable();
+    assert_eq!(pcts, [50, 80, 100]);
+}

@@ -1,24 +1,25 @@
 //! The metering loop: every tick, sample the fleet, price it, write ledger, baselines,
 //! spend and alerts in one transaction, then pause every scope that does not fit.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::SqlitePool;
 
-use crate::alerts::{self, AlertFacts};
-use crate::db::{self, BudgetContext, NewAlert, RowWrite, ScopeSpendWrite};
+use crate::db::{self, BudgetContext, RowWrite};
 use crate::fleet::{Fleet, FleetSprite, Sample};
 use crate::metrics::MeterMetrics;
 use crate::money::Nanos;
 use crate::period::{minute_start, Period};
 use crate::prices::Prices;
-use crate::rule;
 use crate::scope::{sprite_scopes, token_chain, Scope};
 use crate::tick::{self, TickConfig};
 use crate::Error;
+
+mod scopes;
+use scopes::ScopeMemory;
 
 /// The meter's configuration.
 #[derive(Clone, Copy, Debug)]
@@ -90,9 +91,6 @@ pub struct TickReport {
     pub alerts: usize,
 }
 
-/// Spend of recent ticks per scope: (at, elapsed ms, cost), the last minute's worth.
-type BurnWindow = VecDeque<(i64, i64, Nanos)>;
-
 /// The metering loop and its memory between ticks (none of it needed for correctness
 /// after a restart: the database holds baselines and spend).
 pub struct Meter {
@@ -101,11 +99,7 @@ pub struct Meter {
     config: MeterConfig,
     metrics: Arc<MeterMetrics>,
     last_tick_ms: Option<i64>,
-    burn: HashMap<String, BurnWindow>,
-    used: HashMap<String, Nanos>,
-    alerted: HashSet<(String, i64, u32)>,
-    /// Scopes written by the last tick: one that loses its last sprite is zeroed.
-    written: HashSet<String>,
+    scopes: ScopeMemory,
 }
 
 /// Unix milliseconds now.
@@ -124,10 +118,7 @@ impl Meter {
             config,
             metrics: Arc::default(),
             last_tick_ms: None,
-            burn: HashMap::new(),
-            used: HashMap::new(),
-            alerted: HashSet::new(),
-            written: HashSet::new(),
+            scopes: ScopeMemory::default(),
         }
     }
 
@@ -282,165 +273,59 @@ impl Meter {
 
         // Spend per scope: this tick's scopes, and those that just lost their sprites.
         if self.last_tick_ms.is_none() {
-            self.written = db::live_scopes(&mut tx, period.start_ms)
-                .await?
-                .into_iter()
-                .collect();
+            let live = db::live_scopes(&mut tx, period.start_ms).await?;
+            self.scopes.written = live.into_iter().collect();
         }
         let keys: Vec<String> = plan.scopes.keys().map(Scope::key).collect();
-        let gone: Vec<String> = self
-            .written
-            .iter()
-            .filter(|k| !keys.contains(k))
-            .cloned()
-            .collect();
+        let key_set: HashSet<String> = keys.iter().cloned().collect();
+        let gone: Vec<String> = self.scopes.written.difference(&key_set).cloned().collect();
         let all_keys: Vec<&str> = keys.iter().chain(&gone).map(String::as_str).collect();
         let before = db::read_scope_spend(&mut tx, period.start_ms, &all_keys).await?;
-        let elapsed = self
-            .last_tick_ms
-            .map_or(cfg.tick_ms, |t| (now_ms - t).clamp(1, 60_000));
-        let remaining = period.remaining_ms(now_ms);
-
-        let mut report = TickReport {
-            tick_id: Some(tick_id),
-            sprites: fleet.len(),
-            cost: plan.cost,
-            ..TickReport::default()
+        let inputs = scopes::Inputs {
+            cfg: &cfg,
+            default_tenant_cap: self.config.default_tenant_cap,
+            now_ms,
+            period,
+            elapsed_ms: self
+                .last_tick_ms
+                .map_or(cfg.tick_ms, |t| (now_ms - t).clamp(1, 60_000)),
+            scopes: &plan.scopes,
+            keys: &keys,
+            gone: &gone,
+            before: &before,
+            tenants: &tenants,
+            tokens: &tokens,
+            token_tenant: &token_tenant,
         };
-        let mut pause: Vec<i64> = Vec::new();
-        let mut writes = Vec::with_capacity(all_keys.len());
-        let mut alerts = Vec::new();
-        for (scope, key) in plan.scopes.keys().zip(&keys) {
-            let t = &plan.scopes[scope];
-            let spent = before.get(key).copied().unwrap_or_default() + t.grew;
-            let burn = self.burn_of(key, now_ms, elapsed, t.grew);
-            writes.push(ScopeSpendWrite {
-                scope: key,
-                spent,
-                stored_bytes: t.stored_bytes,
-                sprites: t.sprites,
-                burn_per_s: burn,
-                worst_burn_per_s: t.worst_burn_per_s,
-            });
-            let (cap, tenant_id, token_name) = match scope {
-                Scope::Tenant(id) => {
-                    let cap = tenants
-                        .get(id)
-                        .and_then(|i| i.cap)
-                        .or(self.config.default_tenant_cap);
-                    (cap, id.as_str(), None)
-                }
-                Scope::Token(id) => {
-                    let node = tokens.get(id);
-                    let tenant = token_tenant.get(scope).copied().unwrap_or_default();
-                    (
-                        node.and_then(|n| n.budget),
-                        tenant,
-                        node.map(|n| n.name.as_str()),
-                    )
-                }
-            };
-            let Some(cap) = cap else { continue };
-            let verdict = rule::evaluate(
-                &cfg.prices,
-                &t.rule_input(&cfg, cap, spent),
-                cfg.window_ms,
-                remaining,
-            );
-            if verdict.pause {
-                report.enforced.push(scope.clone());
-                pause.extend(&t.running);
-            }
-            // Alerts: committed spend (spent plus the storage reservation) crossing a
-            // threshold, and the top threshold when the scope is paused.
-            let used = spent + verdict.storage_reserved;
-            let used_before = self.used.insert(key.clone(), used).unwrap_or_default();
-            let Some(info) = tenants.get(tenant_id) else {
-                continue;
-            };
-            let mut pcts = alerts::crossed(&info.thresholds_pct, cap, used_before, used);
-            let top = alerts::top_threshold(&info.thresholds_pct).filter(|_| verdict.pause);
-            pcts.extend(top.filter(|p| !pcts.contains(p)));
-            for pct in pcts {
-                if !self.alerted.insert((key.clone(), period.start_ms, pct)) {
-                    continue;
-                }
-                let facts = AlertFacts {
-                    scope,
-                    token_name,
-                    pct,
-                    cap,
-                    spent,
-                    storage_reserved: verdict.storage_reserved,
-                    period_end_ms: period.end_ms,
-                    paused: top == Some(pct),
-                };
-                let (subject, body) = alerts::message(&facts);
-                alerts.push(NewAlert {
-                    tenant_id,
-                    kind: "threshold",
-                    scope: key,
-                    threshold_pct: pct,
-                    period_start_ms: period.start_ms,
-                    to_email: &info.email,
-                    subject,
-                    body,
-                    now_ms,
-                });
-            }
-        }
-        for key in &gone {
-            let spent = before.get(key).copied().unwrap_or_default();
-            writes.push(ScopeSpendWrite {
-                scope: key,
-                spent,
-                stored_bytes: 0,
-                sprites: 0,
-                burn_per_s: Nanos::ZERO,
-                worst_burn_per_s: Nanos::ZERO,
-            });
-        }
-        db::write_scope_spend(&mut tx, period.start_ms, now_ms, &writes).await?;
-        for alert in &alerts {
-            report.alerts += usize::from(db::queue_alert(&mut tx, alert).await?);
+        let decision = self.scopes.decide(&inputs);
+        db::write_scope_spend(&mut tx, period.start_ms, now_ms, &decision.writes).await?;
+        let mut queued = 0;
+        for alert in &decision.alerts {
+            queued += usize::from(db::queue_alert(&mut tx, alert).await?);
         }
         tx.commit().await?;
 
-        self.written = keys.into_iter().collect();
+        self.scopes
+            .commit(decision.pending, key_set, now_ms, period);
         self.last_tick_ms = Some(now_ms);
-        self.burn.retain(|k, _| self.written.contains(k));
-        self.alerted.retain(|(_, p, _)| *p == period.start_ms);
+        let report = TickReport {
+            tick_id: Some(tick_id),
+            sprites: fleet.len(),
+            cost: plan.cost,
+            enforced: decision.enforced,
+            paused: Vec::new(),
+            alerts: queued,
+        };
         let m = &self.metrics;
         m.last_tick_sprites.store(fleet.len() as u64, Relaxed);
         m.recorded_nanos
             .fetch_add(plan.cost.get().max(0) as u64, Relaxed);
         m.scopes_enforced
             .fetch_add(report.enforced.len() as u64, Relaxed);
-        m.alerts_queued.fetch_add(report.alerts as u64, Relaxed);
+        m.alerts_queued.fetch_add(queued as u64, Relaxed);
         m.clamped_samples.fetch_add(plan.clamped, Relaxed);
-        pause.sort_unstable();
-        pause.dedup();
+        let pause = decision.pause;
         Ok(Some((report, pause)))
-    }
-
-    /// Adds this tick's spend to the scope's last minute and returns nanos per second.
-    fn burn_of(&mut self, key: &str, now_ms: i64, elapsed_ms: i64, cost: Nanos) -> Nanos {
-        let window = self.burn.entry(key.to_owned()).or_default();
-        window.push_back((now_ms, elapsed_ms, cost));
-        while window
-            .front()
-            .is_some_and(|(at, _, _)| *at <= now_ms - 60_000)
-        {
-            window.pop_front();
-        }
-        let (ms, cost) = window.iter().fold((0i64, 0i128), |(ms, c), (_, e, x)| {
-            (ms + e, c + i128::from(x.get()))
-        });
-        Nanos::from_u128_saturating(
-            u128::try_from(cost * 1000)
-                .unwrap_or(0)
-                .div_ceil(ms.max(1) as u128),
-        )
     }
 }
 
