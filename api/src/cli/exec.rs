@@ -1,0 +1,246 @@
+//! `exec` and `console`: commands in a sprite over the exec WebSocket (binary frames,
+//! first byte the stream: 0 stdin, 1 stdout, 2 stderr, 3 exit code as text, 4 stdin
+//! closed), with local stdin forwarded and output streamed as it comes.
+
+use std::io::{IsTerminal, Read, Write};
+
+use anyhow::Context;
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::header::{HeaderValue, AUTHORIZATION};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::client::Client;
+use super::output;
+
+const STDIN: u8 = 0;
+const STDOUT: u8 = 1;
+const STDERR: u8 = 2;
+const EXIT: u8 = 3;
+const STDIN_CLOSED: u8 = 4;
+
+#[derive(Args)]
+pub struct ExecArgs {
+    /// The sprite's name.
+    name: String,
+    /// The command and its arguments (after `--`).
+    #[arg(required = true, last = true, value_name = "CMD")]
+    cmd: Vec<String>,
+    /// Do not forward stdin: the command sees it closed at once.
+    #[arg(short = 'n', long)]
+    no_stdin: bool,
+    /// With --json: seconds before the server kills the command.
+    #[arg(long, requires = "json")]
+    timeout_s: Option<u64>,
+}
+
+#[derive(Args)]
+pub struct ConsoleArgs {
+    /// The sprite's name.
+    name: String,
+    /// The shell to run.
+    #[arg(long, default_value = "bash")]
+    shell: String,
+}
+
+pub async fn exec(client: &Client, args: ExecArgs, json: bool) -> anyhow::Result<i32> {
+    if json {
+        return exec_json(client, args).await;
+    }
+    stream(client, &args.name, &args.cmd, !args.no_stdin).await
+}
+
+/// `--json`: the buffered `POST …/exec`, whose answer is printed as it comes.
+async fn exec_json(client: &Client, args: ExecArgs) -> anyhow::Result<i32> {
+    let mut body = json!({ "cmd": args.cmd });
+    if !args.no_stdin && !std::io::stdin().is_terminal() {
+        let mut input = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut input)
+            .context("cannot read stdin")?;
+        let input =
+            String::from_utf8(input).context("stdin is not UTF-8 (use exec without --json)")?;
+        body["stdin"] = json!(input);
+    }
+    if let Some(timeout) = args.timeout_s {
+        body["timeout_s"] = json!(timeout);
+    }
+    let answer = client
+        .call(
+            Method::POST,
+            &["v1", "sprites", &args.name, "exec"],
+            Some(&body),
+        )
+        .await?;
+    output::json(&answer);
+    Ok(answer
+        .get("exit_code")
+        .and_then(Value::as_i64)
+        .map_or(1, |c| c as i32))
+}
+
+pub async fn console(client: &Client, args: ConsoleArgs) -> anyhow::Result<i32> {
+    if std::io::stdin().is_terminal() {
+        // No terminal is allocated in the sprite, so there is no prompt and no job
+        // control; the local terminal keeps its line editing and echo, which is what
+        // makes this usable without one.
+        eprintln!(
+            "connected to {} ({} without a terminal: one command per line, Ctrl-D leaves)",
+            args.name, args.shell
+        );
+    }
+    stream(client, &args.name, std::slice::from_ref(&args.shell), true).await
+}
+
+/// Runs `argv` in `name` over the WebSocket; returns the command's exit code.
+async fn stream(client: &Client, name: &str, argv: &[String], stdin: bool) -> anyhow::Result<i32> {
+    let token = client.require_token()?;
+    let mut url = client.endpoint(&["v1", "sprites", name, "exec", "ws"]);
+    {
+        let mut query = url.query_pairs_mut();
+        for arg in argv {
+            query.append_pair("cmd", arg);
+        }
+    }
+    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    url.set_scheme(scheme)
+        .map_err(|()| anyhow::anyhow!("cannot make a WebSocket URL of {url}"))?;
+    let mut request = url.as_str().into_client_request()?;
+    request.headers_mut().insert(
+        AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {token}")).context("the token is not ASCII")?,
+    );
+    let socket = match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => socket,
+        Err(WsError::Http(response)) => {
+            let body = response.body().as_deref().unwrap_or_default();
+            return Err(client.problem(response.status().as_u16(), response.headers(), body));
+        }
+        Err(WsError::Io(e)) => anyhow::bail!("cannot reach {}: {e}", client.base()),
+        Err(WsError::Url(e)) => anyhow::bail!("cannot open a WebSocket to {}: {e}", client.base()),
+        Err(e) => anyhow::bail!("the exec stream to {} failed: {e}", client.base()),
+    };
+    let (mut sink, mut source) = socket.split();
+    let mut input = if stdin {
+        Some(stdin_chunks())
+    } else {
+        sink.send(Message::binary(vec![STDIN_CLOSED])).await?;
+        None
+    };
+    loop {
+        tokio::select! {
+            message = source.next() => {
+                let message = match message {
+                    None => anyhow::bail!("the exec stream ended before the command exited"),
+                    Some(Err(e)) => anyhow::bail!("the exec stream broke: {e}"),
+                    Some(Ok(message)) => message,
+                };
+                match message {
+                    Message::Binary(frame) => match frame.split_first() {
+                        Some((&STDOUT, data)) => {
+                            if let Err(code) = write_all(&mut std::io::stdout(), data) {
+                                return Ok(code);
+                            }
+                        }
+                        Some((&STDERR, data)) => {
+                            let _ = write_all(&mut std::io::stderr(), data);
+                        }
+                        Some((&EXIT, code)) => {
+                            let code = String::from_utf8_lossy(code);
+                            let code: i32 = code.trim().parse().with_context(|| {
+                                format!("the server sent {code:?} as the exit code")
+                            })?;
+                            let _ = sink.send(Message::Close(None)).await;
+                            return Ok(code);
+                        }
+                        _ => {}
+                    },
+                    Message::Text(text) => {
+                        // A server may explain a refusal with a problem in a text frame.
+                        let parsed: Option<Value> = serde_json::from_str(text.as_str()).ok();
+                        match parsed.filter(|p| p.get("code").is_some()) {
+                            Some(p) => {
+                                let status = p.get("status").and_then(Value::as_u64).unwrap_or(0);
+                                let headers = Default::default();
+                                return Err(client.problem(status as u16, &headers, text.as_bytes()));
+                            }
+                            None => eprintln!("{text}"),
+                        }
+                    }
+                    Message::Close(frame) => {
+                        let reason = frame
+                            .map(|f| f.reason.to_string())
+                            .filter(|r| !r.is_empty())
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default();
+                        anyhow::bail!("the server closed the exec stream before the command exited{reason}");
+                    }
+                    _ => {}
+                }
+            }
+            chunk = next_chunk(&mut input), if input.is_some() => {
+                let frame = match chunk {
+                    Some(Ok(data)) => [&[STDIN][..], &data].concat(),
+                    Some(Err(e)) => {
+                        eprintln!("warning: cannot read stdin ({e}); closing it");
+                        input = None;
+                        vec![STDIN_CLOSED]
+                    }
+                    None => {
+                        input = None;
+                        vec![STDIN_CLOSED]
+                    }
+                };
+                // A command that exited stops reading; its exit frame still comes.
+                if sink.send(Message::binary(frame)).await.is_err() {
+                    input = None;
+                }
+            }
+        }
+    }
+}
+
+async fn next_chunk(
+    input: &mut Option<mpsc::Receiver<std::io::Result<Vec<u8>>>>,
+) -> Option<std::io::Result<Vec<u8>>> {
+    match input {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Local stdin in chunks, read on its own thread: a blocking read of a terminal must
+/// not hold up the runtime, nor its shutdown when the command is done first.
+fn stdin_chunks() -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
+    let (tx, rx) = mpsc::channel(4);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0; 32 * 1024];
+        loop {
+            let chunk = match stdin.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => Ok(buf[..n].to_vec()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            if tx.blocking_send(chunk).is_err() || failed {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Writes and flushes; a closed pipe (`corral exec … | head`) ends quietly with 141,
+/// the code a shell gives a command killed by SIGPIPE.
+fn write_all(out: &mut impl Write, data: &[u8]) -> Result<(), i32> {
+    match out.write_all(data).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(141),
+        _ => Ok(()),
+    }
+}
