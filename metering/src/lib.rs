@@ -1,4 +1,11 @@
 //! Corral's money: pricing, the hard-cap rule, the ledger and the metering loop.
+//!
+//! The api crate implements [`Fleet`] over its sprites service, starts one [`Meter`]
+//! with `tokio::spawn(meter.run(shutdown))`, renders [`MeterMetrics::render`] on
+//! `/metrics`, and answers the money calls with the [`db`] functions: budgets
+//! ([`db::tenant_budget`], [`db::token_budget`], [`db::chain_budgets`]), the runway
+//! check behind 402s ([`db::check_runway`]), usage reports ([`db::usage`]), live sprite
+//! costs ([`db::sprite_costs`]) and the alert outbox ([`db::pending_outbox`]).
 #![warn(missing_docs)]
 
 pub mod alerts;

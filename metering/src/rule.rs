@@ -5,6 +5,9 @@ use crate::money::Nanos;
 use crate::period::MINUTE_MS;
 use crate::prices::Prices;
 
+/// The runway a create, resume, exec or wake needs by default: a minute of worst case.
+pub const DEFAULT_RUNWAY_S: u64 = 60;
+
 /// Per running sprite and per tick, the ledger may round each resource up by one
 /// nano-dollar: the rule keeps that much room too.
 pub const ROUNDING_SLACK_PER_SPRITE: i64 = 3;
