@@ -132,6 +132,7 @@ settings! {
     listen: String = "127.0.0.1:8080".into(), "CORRAL_LISTEN", "Address the HTTP API listens on.";
     driver: String = "gvisor".into(), "CORRAL_DRIVER", "Sandbox backend: gvisor or qemu.";
     image_dir: Option<String> = None, "CORRAL_IMAGE_DIR", "Where base images are cached (default: DATA_DIR/images).";
+    agent_path: Option<String> = None, "CORRAL_AGENT_PATH", "The in-sprite agent program (default: this corral binary).";
     public_url: String = "http://127.0.0.1:8080".into(), "CORRAL_PUBLIC_URL", "The address people reach Corral at, for links in e-mails.";
     jwt_secret: Option<Secret> = None, "CORRAL_JWT_SECRET", "Key that signs tokens (default: generated once into DATA_DIR/jwt.key).";
     db_pool_size: u32 = 8, "CORRAL_DB_POOL_SIZE", "SQLite connections in the pool.";

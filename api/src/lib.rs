@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod ratelimit;
 pub mod routes;
 pub mod spend;
+pub mod sprites;
 pub mod state;
 pub mod telemetry;
 pub mod tokens;
@@ -63,6 +64,16 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())
         .merge(routes::tokens::router())
+        .merge(routes::sprites::router())
+        .merge(routes::limits::router())
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        // Exec, files and checkpoints run as long as their own limits allow.
+        .merge(routes::exec::router())
+        .merge(routes::files::router(state.config.max_file_bytes))
+        .merge(routes::checkpoints::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let cors = CorsLayer::new()
@@ -71,10 +82,7 @@ pub fn router(state: AppState) -> Router {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([header::RETRY_AFTER]);
     Router::new()
-        .merge(api.layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        )))
+        .merge(api)
         .merge(routes::health::router())
         .route(
             "/v1/openapi.json",

@@ -8,3 +8,9 @@ pub async fn token_spent(_state: &AppState, _token_id: &str) -> ApiResult<i64> {
     // Wired to the metering ledger when it lands in this workspace.
     Ok(0)
 }
+
+/// What a sprite has cost so far.
+pub async fn sprite_cost(_state: &AppState, _sprite_id: i64) -> ApiResult<i64> {
+    // Wired to the metering ledger when it lands in this workspace.
+    Ok(0)
+}

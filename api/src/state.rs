@@ -10,8 +10,13 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Keys;
 use crate::config::Config;
+use crate::db::sprites::SpriteRow;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
+use crate::sprites::view::SpriteView;
+use crate::sprites::{BudgetGate, NoGate, Sprites};
+use vmm_driver::DriverConfig;
 
 /// Shared state, cheap to clone.
 #[derive(Clone)]
@@ -26,6 +31,10 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The sprites service; `None` when the backend cannot run here.
+    pub sprites: Option<Arc<Sprites>>,
+    /// Why the backend cannot run here.
+    pub driver_problem: Option<String>,
 }
 
 /// Opens the database and builds the services from configuration.
@@ -37,19 +46,64 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config.token_rate_burst,
         config.auth_rate_per_min,
     );
+    let config = Arc::new(config);
+    let driver_config = DriverConfig {
+        kind: config.driver.clone(),
+        state_dir: config.data_dir.join("machines"),
+        image_dir: config.image_dir(),
+        agent_path: match &config.agent_path {
+            Some(path) => path.into(),
+            None => std::env::current_exe()?,
+        },
+    };
+    let (sprites, driver_problem) = match vmm_driver::from_config(&driver_config).await {
+        Ok(driver) => {
+            let gate: Arc<dyn BudgetGate> = Arc::new(NoGate);
+            let sprites = Arc::new(Sprites::new(pool.clone(), driver, config.clone(), gate));
+            sprites.reconcile().await?;
+            (Some(sprites), None)
+        }
+        Err(error) => {
+            tracing::error!(%error, "the sandbox backend is unavailable; sprite calls answer 503");
+            (None, Some(error.to_string()))
+        }
+    };
     Ok(AppState {
-        config: Arc::new(config),
+        config,
         pool,
         keys,
         limits: Arc::new(limits),
         metrics: Arc::new(Metrics::default()),
+        sprites,
+        driver_problem,
     })
 }
 
 impl AppState {
     /// Why the sandbox backend cannot serve, if it cannot.
     pub fn driver_problem(&self) -> Option<String> {
-        None
+        self.driver_problem.clone()
+    }
+
+    /// The sprites service, or 503 naming what the backend is missing.
+    pub fn sprites(&self) -> Result<&Arc<Sprites>, ApiError> {
+        self.sprites.as_ref().ok_or_else(|| {
+            ApiError::Unavailable(format!(
+                "sprites are unavailable on this server: {}",
+                self.driver_problem.as_deref().unwrap_or("no backend")
+            ))
+        })
+    }
+
+    /// A sprite as the API shows it, with disk use and cost so far.
+    pub async fn sprite_view(&self, row: SpriteRow) -> Result<SpriteView, ApiError> {
+        let disk = self
+            .sprites
+            .as_ref()
+            .and_then(|s| s.driver().usage(&crate::sprites::machine(&row)).ok())
+            .map_or(0, |u| u.disk_bytes);
+        let cost = crate::spend::sprite_cost(self, row.id).await?;
+        Ok(SpriteView::new(row, disk, cost))
     }
 
     /// Appends the services' own metrics (metering, outbox).
@@ -67,6 +121,12 @@ impl AppState {
                 }
             }
         });
+        if let Some(sprites) = &self.sprites {
+            let sprites = sprites.clone();
+            background.spawn("idle-pause", move |stop| {
+                crate::sprites::idle::reaper(sprites, stop)
+            });
+        }
         background
     }
 }

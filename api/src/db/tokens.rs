@@ -67,7 +67,7 @@ pub async fn list(
         None => {
             sqlx::query_as(&format!(
                 "SELECT {COLUMNS} FROM api_tokens WHERE tenant_id = ? AND kind = 'api'
-                 ORDER BY created_at, id"
+                 ORDER BY created_at, rowid"
             ))
             .bind(tenant_id)
             .fetch_all(pool)
@@ -79,7 +79,7 @@ pub async fn list(
                      SELECT id FROM api_tokens WHERE id = ? AND tenant_id = ?
                      UNION SELECT t.id FROM api_tokens t JOIN tree ON t.parent_id = tree.id)
                  SELECT {COLUMNS} FROM api_tokens WHERE id IN (SELECT id FROM tree)
-                 ORDER BY created_at, id"
+                 ORDER BY created_at, rowid"
             ))
             .bind(root)
             .bind(tenant_id)

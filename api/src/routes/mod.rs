@@ -1,5 +1,10 @@
 //! One module per resource, each with its own `router()`.
 
 pub mod accounts;
+pub mod checkpoints;
+pub mod exec;
+pub mod files;
 pub mod health;
+pub mod limits;
+pub mod sprites;
 pub mod tokens;

@@ -1,0 +1,118 @@
+//! Sprite lifecycle over HTTP: create, list, get, delete, pause, resume.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::ApiResult;
+use crate::extract::{AppJson, Scoped, SpritesRead, SpritesWrite};
+use crate::sprites::lifecycle::CreateSprite;
+use crate::sprites::view::SpriteView;
+use crate::state::AppState;
+
+/// The routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get_one, delete))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SpriteList {
+    sprites: Vec<SpriteView>,
+}
+
+/// Creates and starts a sprite. A repeated `Idempotency-Key` answers with the first result.
+#[utoipa::path(post, path = "/v1/sprites", request_body = CreateSprite, tag = "sprites", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retried create safe")),
+    responses((status = 201, body = SpriteView), (status = 402, body = crate::error::Problem),
+              (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+async fn create(
+    State(state): State<AppState>,
+    Scoped(auth, ..): Scoped<SpritesWrite>,
+    headers: HeaderMap,
+    AppJson(request): AppJson<CreateSprite>,
+) -> ApiResult<(StatusCode, AppJson<SpriteView>)> {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let (sprite, created) = state.sprites()?.create(&auth, request, key).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, AppJson(state.sprite_view(sprite).await?)))
+}
+
+/// The caller's sprites.
+#[utoipa::path(get, path = "/v1/sprites", tag = "sprites", security(("bearer" = [])),
+    responses((status = 200, body = SpriteList)))]
+async fn list(
+    State(state): State<AppState>,
+    Scoped(auth, ..): Scoped<SpritesRead>,
+) -> ApiResult<AppJson<SpriteList>> {
+    let rows = state.sprites()?.list(&auth).await?;
+    let mut sprites = Vec::with_capacity(rows.len());
+    for row in rows {
+        sprites.push(state.sprite_view(row).await?);
+    }
+    Ok(AppJson(SpriteList { sprites }))
+}
+
+/// One sprite.
+#[utoipa::path(get, path = "/v1/sprites/{name}", tag = "sprites", security(("bearer" = [])),
+    params(("name" = String, Path)), responses((status = 200, body = SpriteView), (status = 404, body = crate::error::Problem)))]
+async fn get_one(
+    State(state): State<AppState>,
+    Scoped(auth, ..): Scoped<SpritesRead>,
+    Path(name): Path<String>,
+) -> ApiResult<AppJson<SpriteView>> {
+    let sprite = state.sprites()?.get(&auth, &name).await?;
+    Ok(AppJson(state.sprite_view(sprite).await?))
+}
+
+/// Deletes a sprite with its disk and checkpoints.
+#[utoipa::path(delete, path = "/v1/sprites/{name}", tag = "sprites", security(("bearer" = [])),
+    params(("name" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
+async fn delete(
+    State(state): State<AppState>,
+    Scoped(auth, ..): Scoped<SpritesWrite>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let sprites = state.sprites()?;
+    let sprite = sprites.get(&auth, &name).await?;
+    sprites.delete(&sprite).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pauses a sprite (`pause_reason: user`).
+#[utoipa::path(post, path = "/v1/sprites/{name}/pause", tag = "sprites", security(("bearer" = [])),
+    params(("name" = String, Path)), responses((status = 200, body = SpriteView)))]
+async fn pause(
+    State(state): State<AppState>,
+    Scoped(auth, ..): Scoped<SpritesWrite>,
+    Path(name): Path<String>,
+) -> ApiResult<AppJson<SpriteView>> {
+    let sprites = state.sprites()?;
+    let sprite = sprites.get(&auth, &name).await?;
+    let sprite = sprites.pause(&sprite, "user").await?;
+    Ok(AppJson(state.sprite_view(sprite).await?))
+}
+
+/// Resumes a paused sprite, within limits and budget.
+#[utoipa::path(post, path = "/v1/sprites/{name}/resume", tag = "sprites", security(("bearer" = [])),
+    params(("name" = String, Path)), responses((status = 200, body = SpriteView), (status = 402, body = crate::error::Problem),
+              (status = 403, body = crate::error::Problem)))]
+async fn resume(
+    State(state): State<AppState>,
+    Scoped(auth, ..): Scoped<SpritesWrite>,
+    Path(name): Path<String>,
+) -> ApiResult<AppJson<SpriteView>> {
+    let sprites = state.sprites()?;
+    let sprite = sprites.get(&auth, &name).await?;
+    let sprite = sprites.resume(&sprite, "resume").await?;
+    Ok(AppJson(state.sprite_view(sprite).await?))
+}

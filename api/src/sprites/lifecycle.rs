@@ -1,0 +1,331 @@
+//! Creating, pausing, resuming, waking and deleting sprites.
+
+use vmm_driver::DriverError;
+
+use super::limits::{self, Limits};
+use super::{driver_error, machine, spec_of, Sprites};
+use crate::db::{self, sprites::SpriteRow};
+use crate::domain::SpriteName;
+use crate::error::ApiError;
+use crate::extract::Auth;
+
+/// What a caller asked for; absent fields take the configured defaults.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSprite {
+    pub name: String,
+    pub cpus: Option<i64>,
+    pub memory_mb: Option<i64>,
+    pub disk_mb: Option<i64>,
+    pub idle_timeout_s: Option<i64>,
+}
+
+fn in_range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::Validation(format!(
+            "{field} must be between {min} and {max}, got {value}"
+        )))
+    }
+}
+
+impl Sprites {
+    /// Creates and starts a sprite; with an idempotency key, a repeat answers with the
+    /// sprite the first call made (`false` = not newly created).
+    #[tracing::instrument(skip_all, fields(tenant = %auth.tenant_id, sprite = %request.name))]
+    pub async fn create(
+        &self,
+        auth: &Auth,
+        request: CreateSprite,
+        idempotency_key: Option<&str>,
+    ) -> Result<(SpriteRow, bool), ApiError> {
+        let name = SpriteName::parse(&request.name)?;
+        if !auth.may_use_sprite(&name.0) {
+            return Err(ApiError::Forbidden(format!(
+                "this token cannot use a sprite named {:?}",
+                name.0
+            )));
+        }
+        if let Some(key) = idempotency_key {
+            if key.is_empty() || key.len() > 200 {
+                return Err(ApiError::Validation(
+                    "Idempotency-Key must be 1 to 200 characters".into(),
+                ));
+            }
+            if let Some(id) =
+                db::sprites::idempotent_sprite(&self.pool, &auth.tenant_id, key).await?
+            {
+                let sprite = db::sprites::by_id(&self.pool, &auth.tenant_id, id).await?;
+                return sprite.map(|s| (s, false)).ok_or_else(|| {
+                    ApiError::Conflict(
+                        "the sprite this Idempotency-Key created has been deleted".into(),
+                    )
+                });
+            }
+        }
+        let limits = limits::effective(&self.pool, &self.config, &auth.tenant_id).await?;
+        let tenant_idle: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT idle_timeout_s FROM tenants WHERE id = ?")
+                .bind(&auth.tenant_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let default_idle = tenant_idle
+            .and_then(|(t,)| t)
+            .unwrap_or(self.config.default_idle_timeout_s as i64);
+        let disk_mb = in_range(
+            "disk_mb",
+            request
+                .disk_mb
+                .unwrap_or(self.config.default_disk_mb as i64),
+            64,
+            1 << 20,
+        )?;
+        if disk_mb > limits.max_disk_mb_per_sprite {
+            return Err(ApiError::LimitExceeded(format!(
+                "max_disk_mb_per_sprite: {disk_mb} MiB asked, the limit is {}",
+                limits.max_disk_mb_per_sprite
+            )));
+        }
+        let now = db::now_s();
+        let mut row = SpriteRow {
+            id: 0,
+            tenant_id: auth.tenant_id.clone(),
+            name: name.0,
+            state: "creating".into(),
+            pause_reason: None,
+            cpus: in_range(
+                "cpus",
+                request.cpus.unwrap_or(self.config.default_cpus.into()),
+                1,
+                64,
+            )?,
+            memory_mb: in_range(
+                "memory_mb",
+                request
+                    .memory_mb
+                    .unwrap_or(self.config.default_memory_mb as i64),
+                64,
+                1 << 20,
+            )?,
+            disk_mb,
+            idle_timeout_s: in_range(
+                "idle_timeout_s",
+                request.idle_timeout_s.unwrap_or(default_idle),
+                0,
+                30 * 86_400,
+            )?,
+            created_by_token: Some(auth.token.id.clone()),
+            created_at: now,
+            last_active_at: now,
+            last_activity: "create".into(),
+        };
+        {
+            let admission = self.admission_of(&auth.tenant_id);
+            let _admitted = admission.lock().await;
+            self.check_room(&auth.tenant_id, &limits, &row).await?;
+            self.gate.allow_run(&row).await?;
+            let mut tx = self.pool.begin().await?;
+            let Some(id) = db::sprites::insert(&mut tx, &row).await? else {
+                return Err(ApiError::Conflict(format!(
+                    "a sprite named {:?} already exists",
+                    row.name
+                )));
+            };
+            if let Some(key) = idempotency_key {
+                db::sprites::remember_idempotency(&mut tx, &auth.tenant_id, key, id, now).await?;
+            }
+            tx.commit().await?;
+            row.id = id;
+        }
+        let spec = spec_of(&row);
+        let started = async {
+            self.driver.create(&spec).await?;
+            self.driver.start(&spec.id).await
+        }
+        .await;
+        if let Err(error) = started {
+            tracing::warn!(error = ?error, "creating the machine failed; removing it");
+            let _ = self.driver.destroy(&spec.id).await;
+            db::sprites::mark_deleted(&self.pool, row.id, db::now_s()).await?;
+            return Err(driver_error(error));
+        }
+        db::sprites::set_state(&self.pool, row.id, "running", None).await?;
+        row.state = "running".into();
+        tracing::info!(id = row.id, "sprite created");
+        Ok((row, true))
+    }
+
+    /// Refuses (403 `limit_exceeded`, naming the limit) when `row` would not fit beside
+    /// the tenant's running sprites.
+    async fn check_room(
+        &self,
+        tenant_id: &str,
+        limits: &Limits,
+        row: &SpriteRow,
+    ) -> Result<(), ApiError> {
+        let (count, cpus, memory) = db::sprites::running_totals(&self.pool, tenant_id).await?;
+        let checks = [
+            ("max_running_sprites", count + 1, limits.max_running_sprites),
+            ("max_total_cpus", cpus + row.cpus, limits.max_total_cpus),
+            (
+                "max_total_memory_mb",
+                memory + row.memory_mb,
+                limits.max_total_memory_mb,
+            ),
+        ];
+        for (name, wanted, limit) in checks {
+            if wanted > limit {
+                return Err(ApiError::LimitExceeded(format!(
+                    "{name}: running this sprite would need {wanted}, the limit is {limit}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The caller's sprite called `name` (404 for other tenants' and for names the
+    /// token is not limited to).
+    pub async fn get(&self, auth: &Auth, name: &str) -> Result<SpriteRow, ApiError> {
+        let name = SpriteName::parse(name)?;
+        if !auth.may_use_sprite(&name.0) {
+            return Err(ApiError::not_found(format!("sprite {:?}", name.0)));
+        }
+        db::sprites::by_name(&self.pool, &auth.tenant_id, &name.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("sprite {:?}", name.0)))
+    }
+
+    /// The caller's sprites.
+    pub async fn list(&self, auth: &Auth) -> Result<Vec<SpriteRow>, ApiError> {
+        let rows = db::sprites::list(&self.pool, &auth.tenant_id).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|s| auth.may_use_sprite(&s.name))
+            .collect())
+    }
+
+    async fn reload(&self, sprite: &SpriteRow) -> Result<SpriteRow, ApiError> {
+        db::sprites::by_id(&self.pool, &sprite.tenant_id, sprite.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("sprite {:?}", sprite.name)))
+    }
+
+    /// Pauses a running sprite for `reason` (user, idle, budget, limit, billing).
+    #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name, reason))]
+    pub async fn pause(&self, sprite: &SpriteRow, reason: &str) -> Result<SpriteRow, ApiError> {
+        let lock = self.lock_of(sprite.id);
+        let _held = lock.lock().await;
+        let current = self.reload(sprite).await?;
+        match current.state.as_str() {
+            "running" => {
+                self.driver
+                    .pause(&machine(&current))
+                    .await
+                    .map_err(driver_error)?;
+                db::sprites::set_state(&self.pool, current.id, "paused", Some(reason)).await?;
+                tracing::info!("sprite paused");
+            }
+            // A stronger reason replaces a weaker one: idle < user < budget.
+            "paused"
+                if strength(reason) > strength(current.pause_reason.as_deref().unwrap_or("")) =>
+            {
+                db::sprites::set_state(&self.pool, current.id, "paused", Some(reason)).await?;
+            }
+            "paused" => {}
+            other => {
+                return Err(ApiError::Conflict(format!(
+                    "a {other} sprite cannot be paused"
+                )))
+            }
+        }
+        self.reload(sprite).await
+    }
+
+    /// Resumes a paused sprite, within limits and budget.
+    #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name))]
+    pub async fn resume(&self, sprite: &SpriteRow, activity: &str) -> Result<SpriteRow, ApiError> {
+        let lock = self.lock_of(sprite.id);
+        let _held = lock.lock().await;
+        let current = self.reload(sprite).await?;
+        if current.state == "running" {
+            return Ok(current);
+        }
+        if !matches!(current.state.as_str(), "paused" | "stopped" | "lost") {
+            return Err(ApiError::Conflict(format!(
+                "a {} sprite cannot be resumed",
+                current.state
+            )));
+        }
+        let admission = self.admission_of(&current.tenant_id);
+        let _admitted = admission.lock().await;
+        let limits = limits::effective(&self.pool, &self.config, &current.tenant_id).await?;
+        self.check_room(&current.tenant_id, &limits, &current)
+            .await?;
+        self.gate.allow_run(&current).await?;
+        let id = machine(&current);
+        let resumed = match self.driver.resume(&id).await {
+            Err(DriverError::InvalidState(_)) | Err(DriverError::NotFound(_)) => {
+                self.driver.start(&id).await
+            }
+            other => other,
+        };
+        resumed.map_err(driver_error)?;
+        db::sprites::set_state(&self.pool, current.id, "running", None).await?;
+        db::sprites::touch(&self.pool, current.id, activity, db::now_s()).await?;
+        tracing::info!("sprite resumed");
+        self.reload(sprite).await
+    }
+
+    /// Makes sure a sprite can take work: an idle-paused sprite wakes transparently;
+    /// any other pause is explained.
+    pub async fn wake(&self, sprite: &SpriteRow, activity: &str) -> Result<SpriteRow, ApiError> {
+        match (sprite.state.as_str(), sprite.pause_reason.as_deref()) {
+            ("running", _) => Ok(sprite.clone()),
+            ("paused", Some("idle")) => self.resume(sprite, activity).await,
+            ("paused", Some("budget")) => {
+                self.gate.allow_run(sprite).await?;
+                Err(ApiError::Conflict(format!(
+                    "sprite {:?} was paused by the budget; the budget allows it again: resume it",
+                    sprite.name
+                )))
+            }
+            ("paused", reason) => Err(ApiError::Conflict(format!(
+                "sprite {:?} is paused ({}); resume it first",
+                sprite.name,
+                reason.unwrap_or("user")
+            ))),
+            (state, _) => Err(ApiError::Conflict(format!(
+                "sprite {:?} is {state}",
+                sprite.name
+            ))),
+        }
+    }
+
+    /// Deletes a sprite: sandbox, disk and checkpoints.
+    #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name))]
+    pub async fn delete(&self, sprite: &SpriteRow) -> Result<(), ApiError> {
+        let lock = self.lock_of(sprite.id);
+        let _held = lock.lock().await;
+        let current = self.reload(sprite).await?;
+        db::sprites::set_state(&self.pool, current.id, "deleting", None).await?;
+        self.driver
+            .destroy(&machine(&current))
+            .await
+            .map_err(driver_error)?;
+        db::sprites::mark_deleted(&self.pool, current.id, db::now_s()).await?;
+        self.locks.lock().expect("locks").remove(&current.id);
+        tracing::info!("sprite deleted");
+        Ok(())
+    }
+}
+
+fn strength(reason: &str) -> u8 {
+    match reason {
+        "idle" => 1,
+        "user" => 2,
+        "limit" | "billing" => 3,
+        "budget" => 4,
+        _ => 0,
+    }
+}

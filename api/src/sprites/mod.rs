@@ -1,0 +1,156 @@
+//! The sprites service: the state machine between HTTP and the driver, persisted in
+//! SQLite so the database and the sandboxes agree after any crash.
+
+mod checkpoints;
+mod exec;
+pub mod idle;
+pub mod lifecycle;
+pub mod limits;
+mod reconcile;
+pub mod view;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sqlx::SqlitePool;
+use vmm_driver::{Driver, DriverError, MachineId, MachineSpec};
+
+use crate::config::Config;
+use crate::db::sprites::SpriteRow;
+use crate::error::ApiError;
+
+pub use exec::ExecParams;
+
+/// Sprites over one driver.
+pub struct Sprites {
+    pool: SqlitePool,
+    driver: Arc<dyn Driver>,
+    config: Arc<Config>,
+    /// One lock per sprite: state changes (pause, resume, delete, checkpoint,
+    /// restore) never interleave.
+    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// One lock per tenant: admission (limits, budget) is checked and taken atomically.
+    admission: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Work in flight per sprite (exec, files, console): a busy sprite is not idle.
+    busy: Mutex<HashMap<i64, usize>>,
+    /// Decides whether spending allows a sprite to run (metering's hard cap).
+    gate: Arc<dyn BudgetGate>,
+}
+
+/// Whether the budget allows a sprite to (keep) running; implemented by metering.
+#[async_trait::async_trait]
+pub trait BudgetGate: Send + Sync {
+    /// Refuses with 402 when the sprite could not run for the minimum runway.
+    async fn allow_run(&self, sprite: &SpriteRow) -> Result<(), ApiError>;
+}
+
+/// A gate that lets everything run (no metering configured).
+pub struct NoGate;
+
+#[async_trait::async_trait]
+impl BudgetGate for NoGate {
+    async fn allow_run(&self, _: &SpriteRow) -> Result<(), ApiError> {
+        Ok(())
+    }
+}
+
+/// The machine id of a sprite.
+pub fn machine(sprite: &SpriteRow) -> MachineId {
+    MachineId::from_key(sprite.id as u64)
+}
+
+/// What a sprite's machine is made of.
+pub fn spec_of(sprite: &SpriteRow) -> MachineSpec {
+    MachineSpec {
+        id: machine(sprite),
+        cpus: sprite.cpus as u32,
+        memory_mb: sprite.memory_mb as u64,
+        disk_mb: sprite.disk_mb as u64,
+    }
+}
+
+impl Sprites {
+    /// A service over `driver`.
+    pub fn new(
+        pool: SqlitePool,
+        driver: Arc<dyn Driver>,
+        config: Arc<Config>,
+        gate: Arc<dyn BudgetGate>,
+    ) -> Self {
+        Self {
+            pool,
+            driver,
+            config,
+            locks: Mutex::default(),
+            admission: Mutex::default(),
+            busy: Mutex::default(),
+            gate,
+        }
+    }
+
+    /// The driver underneath (for usage samples).
+    pub fn driver(&self) -> &Arc<dyn Driver> {
+        &self.driver
+    }
+
+    fn lock_of(&self, id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .expect("locks")
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    fn admission_of(&self, tenant_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.admission
+            .lock()
+            .expect("admission")
+            .entry(tenant_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Marks the sprite busy until the guard drops.
+    fn busy(&self, id: i64) -> BusyGuard<'_> {
+        *self.busy.lock().expect("busy").entry(id).or_default() += 1;
+        BusyGuard { sprites: self, id }
+    }
+
+    fn is_busy(&self, id: i64) -> bool {
+        self.busy
+            .lock()
+            .expect("busy")
+            .get(&id)
+            .is_some_and(|n| *n > 0)
+    }
+}
+
+struct BusyGuard<'a> {
+    sprites: &'a Sprites,
+    id: i64,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        let mut busy = self.sprites.busy.lock().expect("busy");
+        if let Some(n) = busy.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                busy.remove(&self.id);
+            }
+        }
+    }
+}
+
+/// A driver failure as the caller should see it.
+pub fn driver_error(error: DriverError) -> ApiError {
+    match error {
+        DriverError::NotFound(what) => ApiError::NotFound(what),
+        DriverError::InvalidState(why) => ApiError::Conflict(why),
+        DriverError::Invalid(why) => ApiError::Validation(why),
+        DriverError::DiskFull => ApiError::Conflict("the sprite's disk is full".into()),
+        DriverError::Unavailable(why) => ApiError::Unavailable(why),
+        other => ApiError::Internal(anyhow::Error::new(other)),
+    }
+}

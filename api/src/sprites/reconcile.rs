@@ -1,0 +1,87 @@
+//! Reconciliation at start: sprites the database knows are brought to their recorded
+//! state, sandboxes it does not know are removed, vanished sandboxes are reported.
+
+use std::collections::HashMap;
+
+use vmm_driver::MachineState;
+
+use super::{machine, Sprites};
+use crate::db;
+
+/// What reconciliation did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Sprites whose sandbox was brought back to the recorded state.
+    pub repaired: usize,
+    /// Sandboxes nobody owns any more, removed.
+    pub orphans_removed: usize,
+    /// Sprites whose sandbox vanished, now marked `lost`.
+    pub lost: usize,
+    /// Creations or deletions a crash interrupted, finished.
+    pub finished: usize,
+}
+
+impl Sprites {
+    /// Makes the driver agree with the database.
+    #[tracing::instrument(skip_all)]
+    pub async fn reconcile(&self) -> anyhow::Result<Reconciled> {
+        let mut done = Reconciled::default();
+        let machines: HashMap<_, _> = self
+            .driver
+            .list()
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m.state))
+            .collect();
+        let sprites = db::sprites::all_live(&self.pool).await?;
+        let known: std::collections::HashSet<_> = sprites.iter().map(machine).collect();
+        for (id, _) in machines.iter().filter(|(id, _)| !known.contains(*id)) {
+            tracing::warn!(machine = %id, "removing a sandbox no sprite owns");
+            self.driver.destroy(id).await?;
+            done.orphans_removed += 1;
+        }
+        for sprite in sprites {
+            let id = machine(&sprite);
+            let found = machines.get(&id).copied();
+            match (sprite.state.as_str(), found) {
+                ("creating", _) | ("deleting", _) => {
+                    // Interrupted mid-way: finish by removing what exists.
+                    self.driver.destroy(&id).await?;
+                    db::sprites::mark_deleted(&self.pool, sprite.id, db::now_s()).await?;
+                    tracing::warn!(sprite = %sprite.name, state = %sprite.state, "finished an interrupted change by deleting");
+                    done.finished += 1;
+                }
+                (_, None) => {
+                    if sprite.state != "lost" {
+                        tracing::error!(sprite = %sprite.name, tenant = %sprite.tenant_id, "the sprite's sandbox has vanished; marked lost");
+                        db::sprites::set_state(&self.pool, sprite.id, "lost", None).await?;
+                        done.lost += 1;
+                    }
+                }
+                ("running", Some(MachineState::Running))
+                | ("paused", Some(MachineState::Paused)) => {}
+                ("running", Some(MachineState::Paused)) => {
+                    self.driver.resume(&id).await?;
+                    done.repaired += 1;
+                }
+                ("running", Some(MachineState::Stopped)) => {
+                    self.driver.start(&id).await?;
+                    done.repaired += 1;
+                }
+                ("paused", Some(MachineState::Running)) => {
+                    self.driver.pause(&id).await?;
+                    done.repaired += 1;
+                }
+                // A paused sprite whose sandbox stopped (a host restart) starts on resume.
+                ("paused", Some(MachineState::Stopped))
+                | ("lost", Some(_))
+                | ("stopped", Some(_)) => {}
+                (state, Some(found)) => {
+                    tracing::warn!(sprite = %sprite.name, state, ?found, "unexpected state left as it is");
+                }
+            }
+        }
+        tracing::info!(?done, "reconciled sprites with the driver");
+        Ok(done)
+    }
+}

@@ -1,0 +1,223 @@
+//! Starts the real `corral` binary on a random port with a fresh data directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+
+/// A running server and a client for it.
+pub struct App {
+    pub url: String,
+    pub data_dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    child: Option<Child>,
+    env: Vec<(String, String)>,
+}
+
+impl App {
+    /// Starts a server with extra `CORRAL_*` settings.
+    pub async fn spawn_with(env: &[(&str, &str)]) -> App {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut app = App {
+            url: String::new(),
+            data_dir,
+            client: reqwest::Client::new(),
+            child: None,
+            env,
+        };
+        app.start().await;
+        app
+    }
+
+    /// Starts a server with the defaults.
+    pub async fn spawn() -> App {
+        Self::spawn_with(&[]).await
+    }
+
+    /// (Re)starts the process on the same data directory.
+    pub async fn start(&mut self) {
+        let addr_file = self.data_dir.path().join("corral.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = std::fs::File::create(self.data_dir.path().join("server.log")).expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_corral"))
+            .arg("serve")
+            .env("CORRAL_DATA_DIR", self.data_dir.path())
+            .env("CORRAL_LISTEN", "127.0.0.1:0")
+            .env("CORRAL_IMAGE_DIR", image_dir())
+            .env("CORRAL_AGENT_PATH", env!("CARGO_BIN_EXE_corral"))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start corral");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(addr) = std::fs::read_to_string(&addr_file) {
+                self.url = format!("http://{addr}");
+                if self
+                    .client
+                    .get(format!("{}/healthz", self.url))
+                    .send()
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("corral exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "corral did not start:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Kills the process without letting it clean up (like a crash).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// What the server logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    pub fn path(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let request = self.client.request(method, format!("{}{path}", self.url));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::POST, path, Some(token))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Response {
+        self.request(Method::PUT, path, Some(token))
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, Some(token))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Signs a tenant up and returns (tenant id, session token).
+    pub async fn signup(&self, email: &str) -> (String, String) {
+        let response = self
+            .request(Method::POST, "/v1/signup", None)
+            .json(&json!({"email": email, "password": "correct horse battery", "org": "Acme"}))
+            .send()
+            .await
+            .expect("signup");
+        let body = expect_status(response, 201).await;
+        (
+            body["tenant_id"].as_str().unwrap().into(),
+            body["token"].as_str().unwrap().into(),
+        )
+    }
+
+    /// Mints a token with `token` and returns the answer.
+    pub async fn mint(&self, token: &str, body: Value) -> Value {
+        expect_status(self.post("/v1/tokens", token, body).await, 201).await
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- server log ----\n{}", self.log());
+        }
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM first so the server stops its sandboxes; then make sure.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Where the shared base image is (built once by the set-up command).
+pub fn image_dir() -> PathBuf {
+    std::env::var_os("CORRAL_IMAGE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/lib/corral/images".into())
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn expect_status(response: Response, status: u16) -> Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+}
+
+/// Asserts a problem+json answer with this status and code; returns it.
+pub async fn expect_problem(response: Response, status: u16, code: &str) -> Value {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = expect_status(response, status).await;
+    assert_eq!(content_type, "application/problem+json", "body: {body}");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert_eq!(body["status"], status, "body: {body}");
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "body: {body}"
+    );
+    body
+}

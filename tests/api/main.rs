@@ -1,0 +1,8 @@
+//! End-to-end tests of the real `corral` binary over HTTP: one test binary, a fresh
+//! server and SQLite file per test.
+
+mod accounts;
+mod helpers;
+mod isolation;
+mod security;
+mod sprites;
