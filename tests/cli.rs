@@ -2,7 +2,7 @@
 //! port with a fresh data directory, and the CLI run as a user would run it, with its
 //! own home and config directory, judged by what it prints and how it exits.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +12,8 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_corral");
 const PASSWORD: &str = "correct horse battery";
+/// Longest any one CLI run may take.
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A running `corral serve`, stopped when dropped.
 struct Server {
@@ -144,15 +146,35 @@ impl User {
             .expect("run corral");
         let mut input = child.stdin.take().expect("stdin");
         let stdin = stdin.to_vec();
-        let writer = std::thread::spawn(move || {
+        std::thread::spawn(move || {
             let _ = input.write_all(&stdin);
         });
-        let out = child.wait_with_output().expect("corral output");
-        writer.join().expect("stdin writer");
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let _ = pipe.read_to_end(&mut out);
+                String::from_utf8_lossy(&out).into_owned()
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+        // A hung command must fail the test, not hang the suite.
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("corral {args:?} did not finish in {RUN_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: status.code().unwrap_or(-1),
+            stdout: stdout.join().expect("stdout reader"),
+            stderr: stderr.join().expect("stderr reader"),
         }
     }
 
@@ -522,6 +544,19 @@ fn a_sprites_whole_life_through_the_cli() {
         "c",
     ]);
     assert_eq!(run.stdout, "a b|c|", "argv kept apart: {run:?}");
+    let run = user.run(&[
+        "exec",
+        "-e",
+        "GREETING=hi",
+        "--cwd",
+        "/tmp",
+        "box",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING; pwd",
+    ]);
+    assert_eq!(run.stdout, "hi\n/tmp\n", "env and cwd: {run:?}");
     one_error_line(&user.run(&["exec", "nope", "--", "true"]), "not_found: ");
     let answer = user.run(&["--json", "exec", "box", "--", "sh", "-c", "echo j; exit 3"]);
     assert_eq!(answer.code, 3, "{answer:?}");

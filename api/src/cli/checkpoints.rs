@@ -120,7 +120,9 @@ pub async fn run(client: &Client, command: CheckpointCommand, json: bool) -> any
                     None,
                 )
                 .await?;
-            println!("removed checkpoint {id} of {name}");
+            if !json {
+                println!("removed checkpoint {id} of {name}");
+            }
         }
     }
     Ok(0)

@@ -33,9 +33,22 @@ pub struct ExecArgs {
     /// Do not forward stdin: the command sees it closed at once.
     #[arg(short = 'n', long)]
     no_stdin: bool,
-    /// With --json: seconds before the server kills the command.
-    #[arg(long, requires = "json")]
+    /// Set an environment variable for the command (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "NAME=VALUE", value_parser = env_pair)]
+    env: Vec<(String, String)>,
+    /// The directory the command runs in.
+    #[arg(long)]
+    cwd: Option<String>,
+    /// Seconds before the server kills the command.
+    #[arg(long)]
     timeout_s: Option<u64>,
+}
+
+fn env_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.into(), value.into())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
 }
 
 #[derive(Args)]
@@ -51,7 +64,11 @@ pub async fn exec(client: &Client, args: ExecArgs, json: bool) -> anyhow::Result
     if json {
         return exec_json(client, args).await;
     }
-    stream(client, &args.name, &args.cmd, !args.no_stdin).await
+    let mut query: Vec<(&str, String)> = args.cmd.iter().map(|a| ("cmd", a.clone())).collect();
+    query.extend(args.env.iter().map(|(k, v)| ("env", format!("{k}={v}"))));
+    query.extend(args.cwd.iter().map(|cwd| ("cwd", cwd.clone())));
+    query.extend(args.timeout_s.map(|s| ("timeout_s", s.to_string())));
+    stream(client, &args.name, &query, !args.no_stdin).await
 }
 
 /// `--json`: the buffered `POST …/exec`, whose answer is printed as it comes.
@@ -68,6 +85,15 @@ async fn exec_json(client: &Client, args: ExecArgs) -> anyhow::Result<i32> {
     }
     if let Some(timeout) = args.timeout_s {
         body["timeout_s"] = json!(timeout);
+    }
+    if !args.env.is_empty() {
+        body["env"] = json!(args
+            .env
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>());
+    }
+    if let Some(cwd) = args.cwd {
+        body["cwd"] = json!(cwd);
     }
     let answer = client
         .call(
@@ -93,17 +119,23 @@ pub async fn console(client: &Client, args: ConsoleArgs) -> anyhow::Result<i32> 
             args.name, args.shell
         );
     }
-    stream(client, &args.name, std::slice::from_ref(&args.shell), true).await
+    stream(client, &args.name, &[("cmd", args.shell)], true).await
 }
 
-/// Runs `argv` in `name` over the WebSocket; returns the command's exit code.
-async fn stream(client: &Client, name: &str, argv: &[String], stdin: bool) -> anyhow::Result<i32> {
+/// Runs a command in `name` over the WebSocket (`query` holds `cmd` once per word,
+/// and `env`, `cwd`, `timeout_s`); returns the command's exit code.
+async fn stream(
+    client: &Client,
+    name: &str,
+    query: &[(&str, String)],
+    stdin: bool,
+) -> anyhow::Result<i32> {
     let token = client.require_token()?;
     let mut url = client.endpoint(&["v1", "sprites", name, "exec", "ws"]);
     {
-        let mut query = url.query_pairs_mut();
-        for arg in argv {
-            query.append_pair("cmd", arg);
+        let mut pairs = url.query_pairs_mut();
+        for (key, value) in query {
+            pairs.append_pair(key, value);
         }
     }
     let scheme = if url.scheme() == "https" { "wss" } else { "ws" };

@@ -147,7 +147,7 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Show { name } => sprites::show(&authed()?, &name, json).await,
         Command::Pause { name } => sprites::pause(&authed()?, &name, json).await,
         Command::Resume { name } => sprites::resume(&authed()?, &name, json).await,
-        Command::Rm { name } => sprites::remove(&authed()?, &name).await,
+        Command::Rm { name } => sprites::remove(&authed()?, &name, json).await,
         Command::Exec(args) => exec::exec(&authed()?, args, json).await,
         Command::Console(args) => exec::console(&authed()?, args).await,
         Command::Cp(args) => files::copy(&authed()?, args).await,

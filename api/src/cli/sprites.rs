@@ -133,13 +133,16 @@ pub async fn resume(client: &Client, name: &str, json: bool) -> anyhow::Result<i
     Ok(0)
 }
 
-pub async fn remove(client: &Client, name: &str) -> anyhow::Result<i32> {
+pub async fn remove(client: &Client, name: &str, json: bool) -> anyhow::Result<i32> {
     let spinner = Spinner::start(format!("removing {name}"), None);
     client
         .call(Method::DELETE, &["v1", "sprites", name], None)
         .await?;
     spinner.finish();
-    println!("removed {name}");
+    // The answer is empty (204): `--json` prints nothing, the exit code says it.
+    if !json {
+        println!("removed {name}");
+    }
     Ok(0)
 }
 
@@ -176,13 +179,14 @@ pub fn print_sprite(sprite: &Value, json: bool) {
         "created_by_token",
         "cost_nanos",
     ];
-    if let Some(object) = sprite.as_object() {
-        for (key, value) in object {
-            if !SHOWN.contains(&key.as_str()) && !value.is_object() {
-                lines.push((key.as_str(), output::text(value)));
-            }
-        }
-    }
+    let extra: Vec<(String, String)> = sprite
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(key, value)| !SHOWN.contains(&key.as_str()) && !value.is_object())
+        .map(|(key, value)| (key.replace('_', " "), output::text(value)))
+        .collect();
+    lines.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
     output::pairs(&lines);
 }
 

@@ -123,7 +123,9 @@ pub async fn run(client: &Client, command: TokensCommand, json: bool) -> anyhow:
             client
                 .call(Method::DELETE, &["v1", "tokens", &id], None)
                 .await?;
-            println!("revoked {id} and the tokens minted from it");
+            if !json {
+                println!("revoked {id} and the tokens minted from it");
+            }
         }
     }
     Ok(0)
