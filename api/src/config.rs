@@ -140,8 +140,11 @@ settings! {
     price_cpu_nanos_per_cpu_s: u64 = 19_444, "CORRAL_PRICE_CPU_NANOS_PER_CPU_S", "Nano-dollars per second of CPU time used.";
     price_memory_nanos_per_gb_s: u64 = 12_153, "CORRAL_PRICE_MEMORY_NANOS_PER_GB_S", "Nano-dollars per GB-second of memory in use.";
     price_disk_nanos_per_gb_month: u64 = 500_000_000, "CORRAL_PRICE_DISK_NANOS_PER_GB_MONTH", "Nano-dollars per GB-month of bytes stored.";
-    default_cap_nanos: i64 = 100_000_000_000, "CORRAL_DEFAULT_CAP_NANOS", "A new tenant's monthly spend cap ($100).";
+    default_cap_nanos: i64 = 100_000_000_000, "CORRAL_DEFAULT_CAP_NANOS", "A new tenant's monthly spend cap ($100; 0 = no cap).";
     min_runway_s: u64 = 60, "CORRAL_MIN_RUNWAY_S", "Seconds of worst-case burn a sprite must afford to start.";
+    pause_latency_ms: u64 = 1000, "CORRAL_PAUSE_LATENCY_MS", "Longest a budget pause may take to stop a sprite (part of the worst case).";
+    disk_growth_bytes_per_s: u64 = 0, "CORRAL_DISK_GROWTH_BYTES_PER_S", "Disk growth per running sprite reserved ahead by the cap rule (0 = counted once seen).";
+    mail_retry_base_s: u64 = 5, "CORRAL_MAIL_RETRY_BASE_S", "First wait before retrying an alert mail; doubles per attempt up to an hour.";
     session_ttl_s: u64 = 86_400, "CORRAL_SESSION_TTL_S", "Lifetime of a login session token.";
     token_max_ttl_s: u64 = 31_536_000, "CORRAL_TOKEN_MAX_TTL_S", "Longest lifetime of an API token (and its default).";
     token_rate_per_s: u32 = 200, "CORRAL_TOKEN_RATE_PER_S", "Requests per second one token may make.";

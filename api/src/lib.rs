@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod money;
 pub mod ratelimit;
 pub mod routes;
 pub mod spend;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::tokens::router())
         .merge(routes::sprites::router())
         .merge(routes::limits::router())
+        .merge(routes::money::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

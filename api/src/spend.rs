@@ -1,16 +1,29 @@
-//! Spend lookups the API needs from metering (token and tenant spend this period).
+//! Spend lookups the API needs from the metering ledger: a token's spend this period
+//! and a sprite's cost so far.
+
+use corral_metering::period::Period;
+use corral_metering::{db, now_ms, Scope};
 
 use crate::error::ApiResult;
 use crate::state::AppState;
 
 /// What `token_id` and its descendants' sprites spent this billing period.
-pub async fn token_spent(_state: &AppState, _token_id: &str) -> ApiResult<i64> {
-    // Wired to the metering ledger when it lands in this workspace.
-    Ok(0)
+pub async fn token_spent(state: &AppState, token_id: &str) -> ApiResult<i64> {
+    let period = Period::containing(now_ms());
+    let mut conn = state.pool.acquire().await?;
+    let spent = db::scope_spent(
+        &mut conn,
+        &Scope::Token(token_id.to_owned()),
+        period.start_ms,
+    )
+    .await?;
+    Ok(spent.get())
 }
 
-/// What a sprite has cost so far.
-pub async fn sprite_cost(_state: &AppState, _sprite_id: i64) -> ApiResult<i64> {
-    // Wired to the metering ledger when it lands in this workspace.
-    Ok(0)
+/// What one of the tenant's sprites has cost so far (as of the last metering tick).
+pub async fn sprite_cost(state: &AppState, tenant_id: &str, sprite_id: i64) -> ApiResult<i64> {
+    let mut conn = state.pool.acquire().await?;
+    Ok(db::sprite_cost(&mut conn, tenant_id, sprite_id)
+        .await?
+        .get())
 }

@@ -13,9 +13,10 @@ use crate::config::Config;
 use crate::db::sprites::SpriteRow;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::money::{self, Money};
 use crate::ratelimit::RateLimits;
 use crate::sprites::view::SpriteView;
-use crate::sprites::{BudgetGate, NoGate, Sprites};
+use crate::sprites::{BudgetGate, Sprites};
 use vmm_driver::DriverConfig;
 
 /// Shared state, cheap to clone.
@@ -35,6 +36,8 @@ pub struct AppState {
     pub sprites: Option<Arc<Sprites>>,
     /// Why the backend cannot run here.
     pub driver_problem: Option<String>,
+    /// Metering and alert mail.
+    pub money: Arc<Money>,
 }
 
 /// Opens the database and builds the services from configuration.
@@ -58,7 +61,8 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     };
     let (sprites, driver_problem) = match vmm_driver::from_config(&driver_config).await {
         Ok(driver) => {
-            let gate: Arc<dyn BudgetGate> = Arc::new(NoGate);
+            let gate: Arc<dyn BudgetGate> =
+                Arc::new(money::MeterGate::new(pool.clone(), config.clone()));
             let sprites = Arc::new(Sprites::new(pool.clone(), driver, config.clone(), gate));
             sprites.reconcile().await?;
             (Some(sprites), None)
@@ -68,7 +72,12 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             (None, Some(error.to_string()))
         }
     };
+    let meter = sprites.as_ref().map(|sprites| {
+        let fleet = money::fleet::SpritesFleet::new(pool.clone(), sprites.clone());
+        corral_metering::Meter::new(pool.clone(), Arc::new(fleet), money::meter_config(&config))
+    });
     Ok(AppState {
+        money: Arc::new(Money::new(meter)),
         config,
         pool,
         keys,
@@ -102,12 +111,14 @@ impl AppState {
             .as_ref()
             .and_then(|s| s.driver().usage(&crate::sprites::machine(&row)).ok())
             .map_or(0, |u| u.disk_bytes);
-        let cost = crate::spend::sprite_cost(self, row.id).await?;
+        let cost = crate::spend::sprite_cost(self, &row.tenant_id, row.id).await?;
         Ok(SpriteView::new(row, disk, cost))
     }
 
     /// Appends the services' own metrics (metering, outbox).
-    pub fn render_service_metrics(&self, _out: &mut String) {}
+    pub fn render_service_metrics(&self, out: &mut String) {
+        self.money.render(out);
+    }
 
     /// Starts the supervised background loops.
     pub fn start_background(&self) -> Background {
@@ -126,6 +137,24 @@ impl AppState {
             background.spawn("idle-pause", move |stop| {
                 crate::sprites::idle::reaper(sprites, stop)
             });
+        }
+        if let Some(meter) = self.money.take_meter() {
+            background.spawn("metering", move |mut stop| async move {
+                meter
+                    .run(async move {
+                        let _ = stop.changed().await;
+                    })
+                    .await;
+                Ok(())
+            });
+        }
+        let (pool, retry_base_s) = (self.pool.clone(), self.config.mail_retry_base_s);
+        let mail_metrics = self.money.mail.clone();
+        match money::mail::Mailer::from_config(&self.config) {
+            Ok(mailer) => background.spawn("alert-mail", move |stop| {
+                money::mail::outbox_loop(pool, mailer, retry_base_s, mail_metrics, stop)
+            }),
+            Err(error) => tracing::error!(%error, "alert mail is off"),
         }
         background
     }

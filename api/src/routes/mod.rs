@@ -6,5 +6,6 @@ pub mod exec;
 pub mod files;
 pub mod health;
 pub mod limits;
+pub mod money;
 pub mod sprites;
 pub mod tokens;

@@ -1,0 +1,115 @@
+//! The meter's view of the sprites service: every live sprite, cheap usage samples
+//! from the driver (disk plus checkpoints), and pausing for budget.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use corral_metering::{Fleet, FleetError, FleetSprite, Sample};
+use sqlx::SqlitePool;
+use vmm_driver::MachineId;
+
+use crate::db::{self, sprites::SpriteRow};
+use crate::sprites::{machine, Sprites};
+
+/// What `sample` and `pause_for_budget` need between listings.
+struct Known {
+    row: SpriteRow,
+    machine: MachineId,
+    checkpoint_bytes: u64,
+}
+
+/// [`Fleet`] over the sprites service and its driver.
+pub struct SpritesFleet {
+    pool: SqlitePool,
+    sprites: Arc<Sprites>,
+    known: Mutex<HashMap<i64, Known>>,
+}
+
+impl SpritesFleet {
+    /// A fleet over `sprites`.
+    pub fn new(pool: SqlitePool, sprites: Arc<Sprites>) -> Self {
+        Self {
+            pool,
+            sprites,
+            known: Mutex::default(),
+        }
+    }
+}
+
+/// Whether a sprite may be using CPU and memory: a sprite being created counts, so the
+/// rule's worst case includes it from its first moment.
+fn may_run(state: &str) -> bool {
+    matches!(state, "running" | "creating")
+}
+
+#[async_trait]
+impl Fleet for SpritesFleet {
+    async fn sprites(&self) -> Result<Vec<FleetSprite>, FleetError> {
+        let rows = db::sprites::all_live(&self.pool).await?;
+        let checkpoints: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT c.sprite_id, SUM(c.size_bytes) FROM checkpoints c \
+             JOIN sprites s ON s.id = c.sprite_id WHERE s.deleted_at IS NULL \
+             GROUP BY c.sprite_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let checkpoints: HashMap<i64, u64> = checkpoints
+            .into_iter()
+            .map(|(id, bytes)| (id, u64::try_from(bytes).unwrap_or(0)))
+            .collect();
+        let fleet = rows
+            .iter()
+            .map(|row| FleetSprite {
+                sprite_id: row.id,
+                tenant_id: row.tenant_id.clone(),
+                name: row.name.clone(),
+                created_by_token: row.created_by_token.clone(),
+                running: may_run(&row.state),
+                cpus: u32::try_from(row.cpus).unwrap_or(u32::MAX),
+                memory_mb: u32::try_from(row.memory_mb).unwrap_or(u32::MAX),
+            })
+            .collect();
+        let known = rows
+            .into_iter()
+            .map(|row| {
+                let entry = Known {
+                    machine: machine(&row),
+                    checkpoint_bytes: checkpoints.get(&row.id).copied().unwrap_or(0),
+                    row,
+                };
+                (entry.row.id, entry)
+            })
+            .collect();
+        *self.known.lock().expect("fleet") = known;
+        Ok(fleet)
+    }
+
+    fn sample(&self, sprite_id: i64) -> Option<Sample> {
+        let known = self.known.lock().expect("fleet");
+        let entry = known.get(&sprite_id)?;
+        let usage = self.sprites.driver().usage(&entry.machine).ok()?;
+        Some(Sample {
+            cpu_ns: usage.cpu_ns,
+            memory_bytes: usage.memory_bytes,
+            disk_bytes: usage.disk_bytes.saturating_add(entry.checkpoint_bytes),
+        })
+    }
+
+    async fn pause_for_budget(&self, sprite_ids: &[i64]) {
+        let rows: Vec<SpriteRow> = {
+            let known = self.known.lock().expect("fleet");
+            sprite_ids
+                .iter()
+                .filter_map(|id| known.get(id).map(|k| k.row.clone()))
+                .collect()
+        };
+        // All at once: the rule gave the whole scope one pause latency, not one each.
+        let pauses = rows.iter().map(|row| async move {
+            if let Err(error) = self.sprites.pause(row, "budget").await {
+                tracing::warn!(sprite = row.id, tenant = %row.tenant_id, %error, "budget pause failed");
+            }
+        });
+        futures_util::future::join_all(pauses).await;
+    }
+}
