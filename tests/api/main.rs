@@ -4,5 +4,7 @@
 mod accounts;
 mod helpers;
 mod isolation;
+mod money;
 mod security;
+mod smtp;
 mod sprites;

