@@ -348,6 +348,18 @@ fn signup_login_and_tokens_through_the_cli() {
     // Logging out forgets the token but not the server.
     assert!(user.ok(&["logout"]).contains(&server.url));
     one_error_line(&user.run(&["whoami"]), "not logged in");
+
+    // Without flags, login reads what it needs from stdin (prompting only at a terminal).
+    let answers = format!("ada@example.com\n{PASSWORD}\n");
+    let run = user.run_with(&["login"], &[], answers.as_bytes());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.starts_with("logged in as ada@example.com"),
+        "{run:?}"
+    );
+    assert!(user.ok(&["whoami"]).contains("ada@example.com"));
+    let run = user.run_with(&["login", "--email", "ada@example.com"], &[], b"");
+    one_error_line(&run, "no password given");
 }
 
 #[test]
@@ -599,6 +611,20 @@ fn a_sprites_whole_life_through_the_cli() {
         &user.run(&["cp", "box:/root/missing", back.to_str().unwrap()]),
         "not_found: ",
     );
+    // `-` is stdin and stdout.
+    let run = user.run_with(&["cp", "-", "box:/root/piped"], &[], b"through a pipe");
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(user.ok(&["cp", "box:/root/piped", "-"]), "through a pipe");
+
+    // Pause and resume.
+    user.ok(&["pause", "box"]);
+    let shown = user.json(&["show", "box"]);
+    assert_eq!(
+        (shown["state"].as_str(), shown["pause_reason"].as_str()),
+        (Some("paused"), Some("user"))
+    );
+    user.ok(&["resume", "box"]);
+    assert_eq!(user.json(&["show", "box"])["state"], "running");
 
     // A checkpoint, a change, a restore: the change is gone.
     let out = user.ok(&["checkpoint", "create", "box", "-m", "before"]);
@@ -630,15 +656,7 @@ fn a_sprites_whole_life_through_the_cli() {
     user.ok(&["checkpoint", "rm", "box", &id]);
     assert!(!user.ok(&["checkpoint", "ls", "box"]).contains(&id));
 
-    // Pause and resume; then remove.
-    user.ok(&["pause", "box"]);
-    let shown = user.json(&["show", "box"]);
-    assert_eq!(
-        (shown["state"].as_str(), shown["pause_reason"].as_str()),
-        (Some("paused"), Some("user"))
-    );
-    user.ok(&["resume", "box"]);
-    assert_eq!(user.json(&["show", "box"])["state"], "running");
+    // Then it goes.
     assert!(user.ok(&["rm", "box"]).contains("removed box"));
     one_error_line(&user.run(&["show", "box"]), "not_found: ");
     let listed = user.json(&["ls"]);

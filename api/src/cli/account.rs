@@ -179,8 +179,12 @@ fn password(args: PasswordArgs, confirm: bool) -> anyhow::Result<String> {
 
 /// Asks on stderr and reads one line of stdin; `hidden` turns off the echo on a terminal.
 fn prompt(label: &str, hidden: bool) -> anyhow::Result<String> {
-    eprint!("{label}: ");
-    let _ = std::io::stderr().flush();
+    // A script piping answers in needs no prompts in its log; a person does.
+    let ask = std::io::stdin().is_terminal() || std::io::stderr().is_terminal();
+    if ask {
+        eprint!("{label}: ");
+        let _ = std::io::stderr().flush();
+    }
     let hide = hidden && std::io::stdin().is_terminal();
     // `stty` keeps this free of terminal libraries; without it the password just echoes.
     let stty = |arg: &str| {
@@ -201,6 +205,9 @@ fn prompt(label: &str, hidden: bool) -> anyhow::Result<String> {
     }
     let line = line?;
     if line.is_empty() {
+        if ask && !hide {
+            eprintln!();
+        }
         anyhow::bail!("no {} given", label.to_lowercase());
     }
     Ok(line)
