@@ -308,3 +308,340 @@ async fn a_spinning_sprite_is_paused_before_the_tenant_cap() {
     }
     expect_status(app.delete("/v1/sprites/spin", &token).await, 204).await;
 }
+
+/// A token's own budget as the token sees it in `GET /v1/budget`: (spent, cap, available).
+async fn token_spend(app: &App, token: &str, id: &str) -> (i64, i64, i64) {
+    let b = budget(app, token).await;
+    let scope = format!("token:{id}");
+    let t = b["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["scope"] == scope.as_str())
+        .unwrap_or_else(|| panic!("no budget of {scope} in {b}"))
+        .clone();
+    (
+        int(&t, "spent_nanos"),
+        int(&t, "cap_nanos"),
+        int(&t, "available_nanos"),
+    )
+}
+
+/// A token's spend as `GET /v1/tokens` lists it.
+async fn listed_spent(app: &App, session: &str, id: &str) -> i64 {
+    let list = expect_status(app.get("/v1/tokens", session).await, 200).await;
+    let t = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap()
+        .clone();
+    int(&t, "spent_nanos")
+}
+
+const SCOPES: [&str; 6] = [
+    "sprites:read",
+    "sprites:write",
+    "exec",
+    "tokens:create",
+    "budget",
+    "billing",
+];
+
+#[tokio::test]
+async fn token_budgets_pause_what_the_token_and_its_children_created() {
+    let app = spawn(&[]).await;
+    let (_, session) = app.signup("tokens@example.com").await;
+
+    // A token's own budget.
+    let budget_nanos = 2 * CPU_PRICE;
+    let ci = app
+        .mint(
+            &session,
+            json!({"name": "ci", "scopes": SCOPES, "budget_nanos": budget_nanos}),
+        )
+        .await;
+    let (ci_token, ci_id) = (ci["token"].as_str().unwrap(), ci["id"].as_str().unwrap());
+    spin(&app, ci_token, "ci-box").await;
+    let run = until_paused(&app, ci_token, "ci-box", || {
+        token_spend(&app, ci_token, ci_id)
+    })
+    .await;
+    eprintln!(
+        "token budget: paused after {:?}, max spent {} of {budget_nanos}",
+        run.took, run.max_spent
+    );
+    let refused = expect_problem(
+        app.post(
+            "/v1/sprites/ci-box/exec",
+            ci_token,
+            json!({"cmd": ["true"]}),
+        )
+        .await,
+        402,
+        "token_budget_exhausted",
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains(ci_id),
+        "{refused}"
+    );
+    let spent = listed_spent(&app, &session, ci_id).await;
+    assert!(spent > 0 && spent <= budget_nanos, "{spent}");
+    // The tenant is not out of money: the token's budget paused it, not the cap.
+    let tenant = budget(&app, &session).await;
+    assert!(int(&tenant, "available_nanos") > 90 * CPU_PRICE, "{tenant}");
+    assert_eq!(
+        tenant["state"], "paused",
+        "one sprite waits for resume_paused"
+    );
+
+    // A child without a budget of its own spends its parent's.
+    let parent = app
+        .mint(
+            &session,
+            json!({"name": "parent", "scopes": SCOPES, "budget_nanos": budget_nanos}),
+        )
+        .await;
+    let (parent_token, parent_id) = (
+        parent["token"].as_str().unwrap(),
+        parent["id"].as_str().unwrap(),
+    );
+    let child = app
+        .mint(parent_token, json!({"name": "child", "scopes": SCOPES}))
+        .await;
+    let (child_token, child_id) = (
+        child["token"].as_str().unwrap(),
+        child["id"].as_str().unwrap(),
+    );
+    assert_eq!(child["parent_id"], parent_id);
+    spin(&app, child_token, "child-box").await;
+    let run = until_paused(&app, child_token, "child-box", || {
+        token_spend(&app, child_token, parent_id)
+    })
+    .await;
+    eprintln!(
+        "parent budget: paused after {:?}, max spent {} of {budget_nanos}",
+        run.took, run.max_spent
+    );
+    let refused = expect_problem(
+        app.post(
+            "/v1/sprites/child-box/exec",
+            child_token,
+            json!({"cmd": ["true"]}),
+        )
+        .await,
+        402,
+        "token_budget_exhausted",
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains(parent_id),
+        "{refused}"
+    );
+    let parent_spent = listed_spent(&app, &session, parent_id).await;
+    let child_spent = listed_spent(&app, &session, child_id).await;
+    assert!(parent_spent <= budget_nanos, "{parent_spent}");
+    assert!(
+        (parent_spent - child_spent).abs() < 10_000_000,
+        "{parent_spent} {child_spent}"
+    );
+
+    // Tenant isolation: B sees none of A's usage, spend or alerts.
+    let report = usage(&app, &session, "by=minute").await;
+    let names: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["sprite"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"ci-box") && names.contains(&"child-box"),
+        "{report}"
+    );
+    let (_, b) = app.signup("other@example.com").await;
+    for query in ["by=minute", "by=day", "by=hour&sprite=ci-box"] {
+        let theirs = usage(&app, &b, query).await;
+        assert_eq!(theirs["rows"], json!([]), "{theirs}");
+        assert_eq!(theirs["total_nanos"], 0);
+    }
+    assert_eq!(budget(&app, &b).await["spent_nanos"], 0);
+    let alerts = expect_status(app.get("/v1/alerts", &b).await, 200).await;
+    assert_eq!(alerts["alerts"], json!([]));
+    expect_problem(app.get("/v1/sprites/ci-box", &b).await, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn kill_9_mid_run_keeps_the_ledger_consistent() {
+    let mut app = spawn(&[]).await;
+    let (_, token) = app.signup("crash@example.com").await;
+    let cap = 4 * CPU_PRICE;
+    set_budget(&app, &token, json!({"cap_nanos": cap})).await;
+    spin(&app, &token, "crash").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let before = loop {
+        let (spent, _, _) = tenant_spend(&app, &token).await;
+        if spent > CPU_PRICE / 2 {
+            break spent;
+        }
+        assert!(Instant::now() < deadline, "nothing metered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    app.kill9();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.start().await;
+    let last = std::sync::atomic::AtomicI64::new(before);
+    let run = until_paused(&app, &token, "crash", || {
+        let (app, token, last) = (&app, &token, &last);
+        async move {
+            let (spent, cap, available) = tenant_spend(app, token).await;
+            let prev = last.swap(spent, std::sync::atomic::Ordering::Relaxed);
+            assert!(spent >= prev, "spend went back from {prev} to {spent}");
+            (spent, cap, available)
+        }
+    })
+    .await;
+    assert!(run.max_spent <= cap);
+
+    // Killed again while paused: it stays paused, spend stays put (but for disk).
+    let paused_spent = int(&budget(&app, &token).await, "spent_nanos");
+    app.kill9();
+    app.start().await;
+    tokio::time::sleep(Duration::from_millis(3 * TICK_MS as u64)).await;
+    let s = sprite(&app, &token, "crash").await;
+    assert_eq!(
+        (s["state"].as_str(), s["pause_reason"].as_str()),
+        (Some("paused"), Some("budget"))
+    );
+    let b = budget(&app, &token).await;
+    let spent = int(&b, "spent_nanos");
+    assert!(
+        spent >= paused_spent && spent - paused_spent < CPU_PRICE / 100,
+        "{paused_spent} -> {b}"
+    );
+    assert!(spent + int(&b, "storage_reserved_nanos") <= cap, "{b}");
+    // The ledger and the spend agree, by minute and by day.
+    let minutes = int(&usage(&app, &token, "by=minute").await, "total_nanos");
+    let days = int(&usage(&app, &token, "by=day").await, "total_nanos");
+    assert_eq!(minutes, days);
+    assert!((int(&budget(&app, &token).await, "spent_nanos") - minutes).abs() < CPU_PRICE / 100);
+    expect_status(app.delete("/v1/sprites/crash", &token).await, 204).await;
+}
+
+#[tokio::test]
+async fn no_runway_refuses_creates_and_bad_input_is_named() {
+    let app = spawn(&[]).await;
+    let (_, session) = app.signup("runway@example.com").await;
+    let prices = expect_status(app.get("/v1/prices", &session).await, 200).await;
+    assert_eq!(int(&prices, "cpu_nanos_per_cpu_s"), CPU_PRICE);
+    assert_eq!(int(&prices, "tick_ms"), TICK_MS);
+
+    // Less than one second of one vCPU left: no create.
+    set_budget(&app, &session, json!({"cap_nanos": CPU_PRICE / 2})).await;
+    let body = json!({"name": "nope", "cpus": 1, "memory_mb": 128});
+    let refused = expect_problem(
+        app.post("/v1/sprites", &session, body.clone()).await,
+        402,
+        "budget_exhausted",
+    )
+    .await;
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("1 s minimum runway") && detail.contains("resets at"),
+        "{detail}"
+    );
+    let listed = expect_status(app.get("/v1/sprites", &session).await, 200).await;
+    assert_eq!(listed["sprites"], json!([]));
+    let b = set_budget(&app, &session, json!({"cap_nanos": 0})).await;
+    assert_eq!(b["state"], "exhausted", "{b}");
+    expect_problem(
+        app.post("/v1/sprites", &session, body.clone()).await,
+        402,
+        "budget_exhausted",
+    )
+    .await;
+
+    // Enough for the tenant, not for the token.
+    set_budget(&app, &session, json!({"cap_nanos": 100 * CPU_PRICE})).await;
+    let poor = app
+        .mint(
+            &session,
+            json!({"name": "poor", "scopes": SCOPES, "budget_nanos": CPU_PRICE / 3}),
+        )
+        .await;
+    let poor = poor["token"].as_str().unwrap();
+    expect_problem(
+        app.post("/v1/sprites", poor, body).await,
+        402,
+        "token_budget_exhausted",
+    )
+    .await;
+
+    // Bad input is a 422 that says what is wrong.
+    for bad in [
+        json!({"cap_nanos": -1}),
+        json!({"cap_nanos": "lots"}),
+        json!({"thresholds_pct": [0]}),
+        json!({"thresholds_pct": [50, 101]}),
+        json!({"alert_email": "not-an-address"}),
+        json!({"cap": 5}),
+    ] {
+        expect_problem(
+            app.put("/v1/budget", &session, bad).await,
+            422,
+            "validation",
+        )
+        .await;
+    }
+    for query in [
+        "by=week",
+        "from=yesterday",
+        "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "by=minute&from=2020-01-01T00:00:00Z",
+        "sprite=Not_A_Name",
+    ] {
+        expect_problem(
+            app.get(&format!("/v1/usage?{query}"), &session).await,
+            422,
+            "validation",
+        )
+        .await;
+    }
+    // Thresholds are kept sorted and once each; "" goes back to the account address.
+    let b = set_budget(
+        &app,
+        &session,
+        json!({"thresholds_pct": [90, 10, 90], "alert_email": ""}),
+    )
+    .await;
+    assert_eq!(b["thresholds_pct"], json!([10, 90]));
+    assert_eq!(b["alert_email"], "runway@example.com");
+
+    // Scopes: reading money needs budget or billing; resuming sprites needs sprites:write.
+    let exec_only = app
+        .mint(&session, json!({"name": "x", "scopes": ["exec"]}))
+        .await;
+    let exec_only = exec_only["token"].as_str().unwrap();
+    for path in ["/v1/budget", "/v1/usage", "/v1/alerts"] {
+        expect_problem(app.get(path, exec_only).await, 403, "forbidden").await;
+    }
+    assert_eq!(app.get("/v1/prices", exec_only).await.status(), 200);
+    let budget_only = app
+        .mint(&session, json!({"name": "b", "scopes": ["budget"]}))
+        .await;
+    let budget_only = budget_only["token"].as_str().unwrap();
+    expect_problem(
+        app.put("/v1/budget", budget_only, json!({"resume_paused": true}))
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let anonymous = app
+        .request(reqwest::Method::GET, "/v1/budget", None)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(anonymous, 401, "unauthorized").await;
+}
