@@ -402,7 +402,7 @@ fn errors_are_one_clear_line_and_a_failing_exit() {
     assert!(line.to_lowercase().contains("refused"), "{line}");
     one_error_line(
         &user.run(&["--url", "ftp://x", "--token", "t", "ls"]),
-        "\"ftp://x\" is not",
+        "\"ftp://x\" is not a server URL",
     );
 
     // A saved token is never sent to another server.
@@ -461,6 +461,20 @@ fn budget_and_usage_through_the_cli() {
     let budget = user.json(&["budget", "set", "--cap-nanos", "7"]);
     assert_eq!(budget["cap_nanos"], 7);
     assert_eq!(user.run(&["budget", "set", "--cap-usd", "1.5.0"]).code, 2);
+
+    // Nothing left to spend: the refusal is one line with the problem's code.
+    user.ok(&["budget", "set", "--cap-nanos", "0"]);
+    let run = user.run(&["create", "broke"]);
+    let unusable = ["error: not_found: no such", "error: unavailable: "];
+    if unusable.iter().any(|s| run.stderr.starts_with(s)) {
+        eprintln!(
+            "SKIPPED the 402: sprites are not usable here: {}",
+            run.stderr.trim()
+        );
+    } else {
+        one_error_line(&run, "budget_exhausted: ");
+    }
+    user.ok(&["budget", "set", "--cap-usd", "12.50"]);
 
     let run = user.run(&["usage", "--by", "hour"]);
     if run.stderr.starts_with("error: not_found: no such endpoint") {

@@ -26,9 +26,12 @@ enum BudgetAction {
         /// Percentages of the cap that send an alert (e.g. 50,80,100).
         #[arg(long, value_delimiter = ',')]
         thresholds: Option<Vec<u32>>,
-        /// Where alerts are e-mailed.
+        /// Where alerts are e-mailed (`""`: back to the account's address).
         #[arg(long)]
         alert_email: Option<String>,
+        /// Then resume the sprites the budget paused that fit under it now.
+        #[arg(long)]
+        resume_paused: bool,
     },
 }
 
@@ -73,6 +76,7 @@ pub async fn budget(client: &Client, args: BudgetArgs, json: bool) -> anyhow::Re
             cap_nanos,
             thresholds,
             alert_email,
+            resume_paused,
         }) => {
             let mut body = Map::new();
             if let Some(cap) = cap_usd.or(cap_nanos) {
@@ -85,9 +89,12 @@ pub async fn budget(client: &Client, args: BudgetArgs, json: bool) -> anyhow::Re
                 body.insert("alert_email".into(), json!(email));
             }
             anyhow::ensure!(
-                !body.is_empty(),
-                "say what to change: --cap-usd, --cap-nanos, --thresholds or --alert-email"
+                !body.is_empty() || resume_paused,
+                "say what to change: --cap-usd, --cap-nanos, --thresholds, --alert-email or --resume-paused"
             );
+            if resume_paused {
+                body.insert("resume_paused".into(), json!(true));
+            }
             client
                 .call(Method::PUT, &["v1", "budget"], Some(&Value::Object(body)))
                 .await?
@@ -97,7 +104,12 @@ pub async fn budget(client: &Client, args: BudgetArgs, json: bool) -> anyhow::Re
         output::json(&budget);
         return Ok(0);
     }
-    let burn = match int(&budget, "burn_nanos_per_s") {
+    print_budget(&budget);
+    Ok(0)
+}
+
+fn print_budget(budget: &Value) {
+    let burn = match int(budget, "burn_nanos_per_s") {
         Some(n) => format!(
             "{}/s ({}/h)",
             output::usd(n),
@@ -113,28 +125,73 @@ pub async fn budget(client: &Client, args: BudgetArgs, json: bool) -> anyhow::Re
             .join(", "),
         _ => "-".into(),
     };
-    output::pairs(&[
+    let cap = match budget.get("cap_nanos") {
+        Some(Value::Null) => "none (no limit)".into(),
+        _ => output::money(budget, "cap_nanos"),
+    };
+    let mut lines = vec![
         (
             "period",
             format!(
                 "{} to {}",
-                output::time(&budget, "period_start"),
-                output::time(&budget, "period_end")
+                output::time(budget, "period_start"),
+                output::time(budget, "period_end")
             ),
         ),
-        ("cap", output::money(&budget, "cap_nanos")),
-        ("spent", output::money(&budget, "spent_nanos")),
+        ("cap", cap),
+        ("spent", output::money(budget, "spent_nanos")),
         (
             "storage reserved",
-            output::money(&budget, "storage_reserved_nanos"),
+            output::money(budget, "storage_reserved_nanos"),
         ),
-        ("available", output::money(&budget, "available_nanos")),
+        ("available", output::money(budget, "available_nanos")),
         ("burn", burn),
+        ("runs out", output::time(budget, "exhausts_at")),
         ("alerts at", thresholds),
-        ("alert e-mail", field(&budget, "alert_email")),
-        ("state", field(&budget, "state")),
-    ]);
-    Ok(0)
+        ("alert e-mail", field(budget, "alert_email")),
+        ("state", field(budget, "state")),
+    ];
+    if let Some(n) = int(budget, "paused_for_budget").filter(|n| *n > 0) {
+        lines.push(("paused for budget", format!("{n} sprite(s)")));
+    }
+    // The calling token's own budgets (and its ancestors'), when it has any.
+    let tokens = budget.get("tokens").and_then(Value::as_array);
+    let token_lines: Vec<String> = tokens
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            format!(
+                "{}: {} spent of {}",
+                field(t, "scope"),
+                output::money(t, "spent_nanos"),
+                output::money(t, "cap_nanos")
+            )
+        })
+        .collect();
+    for line in &token_lines {
+        lines.push(("token budget", line.clone()));
+    }
+    if let Some(resumed) = budget.get("resumed").and_then(Value::as_array) {
+        lines.push(("resumed", output::text(&Value::Array(resumed.clone()))));
+    }
+    let still: Vec<String> = budget
+        .get("still_paused")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            format!(
+                "{} ({}: {})",
+                field(s, "sprite"),
+                field(s, "code"),
+                field(s, "detail")
+            )
+        })
+        .collect();
+    for line in &still {
+        lines.push(("still paused", line.clone()));
+    }
+    output::pairs(&lines);
 }
 
 pub async fn usage(client: &Client, args: UsageArgs, json: bool) -> anyhow::Result<i32> {

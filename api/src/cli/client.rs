@@ -107,7 +107,7 @@ impl Client {
         let base = Url::parse(&config::normalize_url(url))
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
-            .with_context(|| format!("{url:?} is not an http:// or https:// URL"))?;
+            .with_context(|| format!("{url:?} is not a server URL like http://127.0.0.1:8080"))?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("corral-cli/", env!("CARGO_PKG_VERSION")))
