@@ -497,6 +497,37 @@ fn budget_and_usage_through_the_cli() {
     );
 }
 
+#[test]
+fn limits_through_the_cli() {
+    let server = Server::start();
+    let user = User::new(&server);
+    user.signup("eve@example.com");
+    let out = user.ok(&["limits"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("running sprites") && l.ends_with(" 10")),
+        "{out}"
+    );
+    let out = user.ok(&["limits", "set", "--max-running-sprites", "1"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("running sprites") && l.ends_with(" 1")),
+        "{out}"
+    );
+    assert_eq!(user.json(&["limits"])["max_running_sprites"], 1);
+    let above = user.run(&["limits", "set", "--max-running-sprites", "999"]);
+    one_error_line(&above, "limit_exceeded: ");
+    one_error_line(&user.run(&["limits", "set"]), "say which limit");
+
+    // With sprites: the second running one is refused, naming the limit.
+    if create_or_skip(&user, &["create", "one"], &server).is_none() {
+        return;
+    }
+    let line = one_error_line(&user.run(&["create", "two"]), "limit_exceeded: ");
+    assert!(line.contains("max_running_sprites"), "{line}");
+    user.ok(&["rm", "one"]);
+}
+
 /// `create`, or `None` with the reason printed when this build has no sprite endpoints
 /// (404) or no usable sandbox (503).
 fn create_or_skip(user: &User, args: &[&str], server: &Server) -> Option<String> {

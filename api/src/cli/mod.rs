@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod exec;
 mod files;
+mod limits;
 mod output;
 mod progress;
 mod sprites;
@@ -103,6 +104,8 @@ enum Command {
     Budget(billing::BudgetArgs),
     /// Metered usage and its cost.
     Usage(billing::UsageArgs),
+    /// Show the scaling limits; `limits set` lowers them.
+    Limits(limits::LimitsArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -155,5 +158,6 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Tokens(command) => tokens::run(&authed()?, command, json).await,
         Command::Budget(args) => billing::budget(&authed()?, args, json).await,
         Command::Usage(args) => billing::usage(&authed()?, args, json).await,
+        Command::Limits(args) => limits::run(&authed()?, args, json).await,
     }
 }
