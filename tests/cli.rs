@@ -528,6 +528,32 @@ fn limits_through_the_cli() {
     user.ok(&["rm", "one"]);
 }
 
+#[test]
+fn an_idle_sprite_pauses_and_wakes_for_exec() {
+    let server = Server::start();
+    let user = User::new(&server);
+    user.signup("fay@example.com");
+    let args = ["create", "nap", "--idle-timeout-s", "1"];
+    if create_or_skip(&user, &args, &server).is_none() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let table = user.ok(&["ls"]);
+        if table
+            .lines()
+            .any(|l| l.starts_with("nap ") && l.contains("paused (idle)"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never paused for idle: {table}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let run = user.run(&["exec", "nap", "--", "echo", "awake"]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, "awake\n"), "{run:?}");
+    user.ok(&["rm", "nap"]);
+}
+
 /// `create`, or `None` with the reason printed when this build has no sprite endpoints
 /// (404) or no usable sandbox (503).
 fn create_or_skip(user: &User, args: &[&str], server: &Server) -> Option<String> {
