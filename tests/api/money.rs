@@ -79,7 +79,12 @@ fn int(v: &Value, key: &str) -> i64 {
         .unwrap_or_else(|| panic!("{key} missing in {v}"))
 }
 
-/// Creates a one-vCPU sprite and starts `yes` spinning in it.
+/// Lets the tick after a pause bill what ran between its decision and the pause.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(3 * TICK_MS as u64)).await;
+}
+
+/// Creates a one-vCPU sprite, stores 32 MB on its disk and starts `yes` spinning in it.
 async fn spin(app: &App, token: &str, name: &str) {
     let created = expect_status(
         app.post(
@@ -96,7 +101,7 @@ async fn spin(app: &App, token: &str, name: &str) {
         app.post(
             &format!("/v1/sprites/{name}/exec"),
             token,
-            json!({"cmd": ["sh", "-c", "nohup yes >/dev/null 2>&1 &"]}),
+            json!({"cmd": ["sh", "-c", "dd if=/dev/zero of=/root/ballast bs=1M count=32 2>/dev/null && sync && (nohup yes >/dev/null 2>&1 &)"]}),
         )
         .await,
         200,
@@ -150,8 +155,14 @@ where
     }
 }
 
+/// The tenant's (spent, cap, available); the usage report must never pass the cap either.
 async fn tenant_spend(app: &App, token: &str) -> (i64, i64, i64) {
     let b = budget(app, token).await;
+    let total = int(&usage(app, token, "by=minute").await, "total_nanos");
+    assert!(
+        total <= int(&b, "cap_nanos"),
+        "usage {total} passed the cap: {b}"
+    );
     (
         int(&b, "spent_nanos"),
         int(&b, "cap_nanos"),
@@ -197,25 +208,53 @@ async fn a_spinning_sprite_is_paused_before_the_tenant_cap() {
 
     spin(&app, &token, "spin").await;
     let run = until_paused(&app, &token, "spin", || tenant_spend(&app, &token)).await;
+    let pause_us = metric(&app, "corral_budget_last_pause_microseconds").await;
     eprintln!(
-        "tenant cap: paused after {:?}, {:?} after the window stopped fitting, max spent {} of {cap}, pause took {} us",
+        "tenant cap: paused after {:?}, seen {:?} after the window stopped fitting, max spent {} of {cap} (overshoot {}), pause took {pause_us} us",
         run.took,
         run.exhausted_to_paused,
         run.max_spent,
-        metric(&app, "corral_budget_last_pause_microseconds").await
+        (run.max_spent - cap).max(0),
     );
+    // From the tick that found the scope out of room to the sprite paused: well
+    // within one tick.
+    assert!(pause_us < TICK_MS * 1000, "pause took {pause_us} us");
+    assert!(metric(&app, "corral_meter_ticks_total").await > 5);
 
     // Afterwards: spend stays under the cap, compute stops, disk keeps accruing
     // within the reservation.
+    settle().await;
+    let totals = |report: &Value, key: &str| -> i64 {
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| int(r, key))
+            .sum()
+    };
     let first = budget(&app, &token).await;
-    let cpu_first = int(&usage(&app, &token, "by=day").await["rows"][0], "cpu_ns");
+    let report = usage(&app, &token, "by=minute&sprite=spin").await;
+    let (cpu_first, disk_first) = (totals(&report, "cpu_ns"), totals(&report, "disk_byte_s"));
     assert!(cpu_first > 1_000_000_000, "yes ran for over a CPU-second");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let later = budget(&app, &token).await;
+    let report = usage(&app, &token, "by=minute&sprite=spin").await;
+    let (cpu_later, disk_later) = (totals(&report, "cpu_ns"), totals(&report, "disk_byte_s"));
     let (s1, s2) = (int(&first, "spent_nanos"), int(&later, "spent_nanos"));
+    eprintln!(
+        "paused 1.5 s: spent {s1} -> {s2}, cpu_ns {cpu_first} -> {cpu_later}, disk_byte_s \
+         {disk_first} -> {disk_later}, storage reserved {} -> {}",
+        first["storage_reserved_nanos"], later["storage_reserved_nanos"]
+    );
+    // 32 MB for 1.5 s, at least.
     assert!(
-        s2 > s1,
-        "disk of the paused sprite keeps costing: {s1} -> {s2}"
+        disk_later - disk_first >= 32_000_000,
+        "disk keeps accruing: {report}"
+    );
+    assert!(s2 > s1, "the paused sprite keeps costing: {s1} -> {s2}");
+    assert!(
+        cpu_later - cpu_first < 50_000_000,
+        "a paused sprite uses no CPU: {report}"
     );
     for b in [&first, &later] {
         let reserved = int(b, "storage_reserved_nanos");
@@ -223,16 +262,9 @@ async fn a_spinning_sprite_is_paused_before_the_tenant_cap() {
         assert!(int(b, "spent_nanos") + reserved <= cap, "{b}");
         assert_eq!(b["paused_for_budget"], 1, "{b}");
     }
-    let report = usage(&app, &token, "by=minute&sprite=spin").await;
-    let cpu_later: i64 = report["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| int(r, "cpu_ns"))
-        .sum();
     assert!(
-        cpu_later - cpu_first < 50_000_000,
-        "a paused sprite uses no CPU: {report}"
+        int(&later, "storage_reserved_nanos") < int(&first, "storage_reserved_nanos"),
+        "what accrued came out of the reservation"
     );
     assert!(int(&report, "total_nanos") <= cap, "{report}");
     let spent_now = int(&budget(&app, &token).await, "spent_nanos");
@@ -306,6 +338,8 @@ async fn a_spinning_sprite_is_paused_before_the_tenant_cap() {
         assert!(mail.from.contains("alerts@corral.test"));
         assert!(mail.data.contains("Subject:"), "{}", mail.data);
     }
+    assert_eq!(metric(&app, "corral_outbox_sent_total").await, 3);
+    assert_eq!(metric(&app, "corral_outbox_backlog").await, 0);
     expect_status(app.delete("/v1/sprites/spin", &token).await, 204).await;
 }
 
@@ -505,6 +539,7 @@ async fn kill_9_mid_run_keeps_the_ledger_consistent() {
     assert!(run.max_spent <= cap);
 
     // Killed again while paused: it stays paused, spend stays put (but for disk).
+    settle().await;
     let paused_spent = int(&budget(&app, &token).await, "spent_nanos");
     app.kill9();
     app.start().await;
@@ -638,6 +673,18 @@ async fn no_runway_refuses_creates_and_bad_input_is_named() {
         "forbidden",
     )
     .await;
+    let openapi = expect_status(
+        app.client
+            .get(format!("{}/v1/openapi.json", app.url))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    for path in ["/v1/budget", "/v1/usage", "/v1/prices", "/v1/alerts"] {
+        assert!(openapi["paths"][path].is_object(), "{path} not documented");
+    }
     let anonymous = app
         .request(reqwest::Method::GET, "/v1/budget", None)
         .send()
