@@ -520,9 +520,12 @@ fn limits_through_the_cli() {
     one_error_line(&user.run(&["limits", "set"]), "say which limit");
 
     // With sprites: the second running one is refused, naming the limit.
-    if create_or_skip(&user, &["create", "one"], &server).is_none() {
+    let create = ["create", "one", "--idempotency-key", "k-1"];
+    if create_or_skip(&user, &create, &server).is_none() {
         return;
     }
+    // The same key again is the same create, not a conflict.
+    assert!(user.ok(&create).starts_with("created one"));
     let line = one_error_line(&user.run(&["create", "two"]), "limit_exceeded: ");
     assert!(line.contains("max_running_sprites"), "{line}");
     user.ok(&["rm", "one"]);

@@ -153,6 +153,11 @@ impl Client {
     /// Sends; a transport failure or an error status becomes a one-line error.
     pub async fn send(&self, request: RequestBuilder) -> anyhow::Result<Response> {
         let response = request.send().await.map_err(|e| self.transport(e))?;
+        self.check(response).await
+    }
+
+    /// The response when it is a success, else its problem as the error.
+    pub async fn check(&self, response: Response) -> anyhow::Result<Response> {
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -191,6 +196,12 @@ impl Client {
     /// Sends and reads a JSON answer (`null` for an empty one, e.g. 204).
     pub async fn json(&self, request: RequestBuilder) -> anyhow::Result<Value> {
         let response = self.send(request).await?;
+        self.answer(response).await
+    }
+
+    /// A response's JSON answer, or its problem as the error.
+    pub async fn answer(&self, response: Response) -> anyhow::Result<Value> {
+        let response = self.check(response).await?;
         let bytes = response.bytes().await.map_err(|e| self.transport(e))?;
         if bytes.is_empty() {
             return Ok(Value::Null);

@@ -24,7 +24,14 @@ pub struct CreateArgs {
     /// Seconds without activity before the sprite pauses itself (0 = never).
     #[arg(long)]
     idle_timeout_s: Option<u64>,
+    /// Makes repeating this create safe: the server answers a repeat with the first
+    /// result (default: a fresh key, reused only by this run's own retries).
+    #[arg(long)]
+    idempotency_key: Option<String>,
 }
+
+/// Tries of a create whose request never got an answer (the key makes them safe).
+const CREATE_TRIES: u32 = 3;
 
 pub async fn create(client: &Client, args: CreateArgs, json: bool) -> anyhow::Result<i32> {
     let mut body = Map::new();
@@ -40,10 +47,28 @@ pub async fn create(client: &Client, args: CreateArgs, json: bool) -> anyhow::Re
             body.insert(key.into(), json!(value));
         }
     }
+    let key = args
+        .idempotency_key
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let body = Value::Object(body);
     let spinner = Spinner::start(format!("creating {}", args.name), None);
-    let sprite = client
-        .call(Method::POST, &["v1", "sprites"], Some(&Value::Object(body)))
-        .await?;
+    let mut attempt = 1;
+    let sprite = loop {
+        let request = client
+            .request(Method::POST, client.endpoint(&["v1", "sprites"]))
+            .header("Idempotency-Key", &key)
+            .json(&body);
+        match request.send().await {
+            Ok(response) => break client.answer(response).await?,
+            // Only when no answer came: an error answer is final.
+            Err(e) if attempt < CREATE_TRIES && (e.is_connect() || e.is_request()) => {
+                tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+            }
+            Err(e) => return Err(client.transport(e)),
+        }
+    };
     spinner.finish();
     if json {
         output::json(&sprite);
