@@ -6,5 +6,4 @@ mod helpers;
 mod isolation;
 mod money;
 mod security;
-mod smtp;
 mod sprites;

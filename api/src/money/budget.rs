@@ -163,18 +163,17 @@ pub async fn update(
     .await?;
     drop(conn);
     tracing::info!(tenant = %auth.tenant_id, cap = ?cap, "budget changed");
-    let mut view = None;
-    if change.resume_paused {
-        let (resumed, still) = resume_paused(state, auth).await?;
-        let mut shown = show(state, auth).await?;
-        shown.resumed = Some(resumed);
-        shown.still_paused = Some(still);
-        view = Some(shown);
+    let resumed = if change.resume_paused {
+        Some(resume_paused(state, auth).await?)
+    } else {
+        None
+    };
+    let mut view = show(state, auth).await?;
+    if let Some((resumed, still)) = resumed {
+        view.resumed = Some(resumed);
+        view.still_paused = Some(still);
     }
-    match view {
-        Some(view) => Ok(view),
-        None => show(state, auth).await,
-    }
+    Ok(view)
 }
 
 fn check_cap(cap: i64) -> ApiResult<i64> {

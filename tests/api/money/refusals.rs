@@ -1,0 +1,136 @@
+//! No runway: 402 on create for the tenant and for a token; 422s that name the field;
+//! scopes; the OpenAPI document.
+
+use serde_json::json;
+
+use super::*;
+use crate::helpers::{expect_problem, expect_status};
+
+#[tokio::test]
+async fn no_runway_refuses_creates_and_bad_input_is_named() {
+    let app = spawn(&[]).await;
+    let (_, session) = app.signup("runway@example.com").await;
+    let prices = expect_status(app.get("/v1/prices", &session).await, 200).await;
+    assert_eq!(int(&prices, "cpu_nanos_per_cpu_s"), CPU_PRICE);
+    assert_eq!(int(&prices, "tick_ms"), TICK_MS);
+
+    // Less than one second of one vCPU left: no create.
+    set_budget(&app, &session, json!({"cap_nanos": CPU_PRICE / 2})).await;
+    let body = json!({"name": "nope", "cpus": 1, "memory_mb": 128});
+    let refused = expect_problem(
+        app.post("/v1/sprites", &session, body.clone()).await,
+        402,
+        "budget_exhausted",
+    )
+    .await;
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("1 s minimum runway") && detail.contains("resets at"),
+        "{detail}"
+    );
+    let listed = expect_status(app.get("/v1/sprites", &session).await, 200).await;
+    assert_eq!(listed["sprites"], json!([]));
+    let b = set_budget(&app, &session, json!({"cap_nanos": 0})).await;
+    assert_eq!(b["state"], "exhausted", "{b}");
+    expect_problem(
+        app.post("/v1/sprites", &session, body.clone()).await,
+        402,
+        "budget_exhausted",
+    )
+    .await;
+
+    // Enough for the tenant, not for the token.
+    set_budget(&app, &session, json!({"cap_nanos": 100 * CPU_PRICE})).await;
+    let poor = app
+        .mint(
+            &session,
+            json!({"name": "poor", "scopes": SCOPES, "budget_nanos": CPU_PRICE / 3}),
+        )
+        .await;
+    let poor = poor["token"].as_str().unwrap();
+    expect_problem(
+        app.post("/v1/sprites", poor, body).await,
+        402,
+        "token_budget_exhausted",
+    )
+    .await;
+
+    // Bad input is a 422 that says what is wrong.
+    for bad in [
+        json!({"cap_nanos": -1}),
+        json!({"cap_nanos": "lots"}),
+        json!({"thresholds_pct": [0]}),
+        json!({"thresholds_pct": [50, 101]}),
+        json!({"alert_email": "not-an-address"}),
+        json!({"cap": 5}),
+    ] {
+        expect_problem(
+            app.put("/v1/budget", &session, bad).await,
+            422,
+            "validation",
+        )
+        .await;
+    }
+    for query in [
+        "by=week",
+        "from=yesterday",
+        "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "by=minute&from=2020-01-01T00:00:00Z",
+        "sprite=Not_A_Name",
+    ] {
+        expect_problem(
+            app.get(&format!("/v1/usage?{query}"), &session).await,
+            422,
+            "validation",
+        )
+        .await;
+    }
+    // Thresholds are kept sorted and once each; "" goes back to the account address.
+    let b = set_budget(
+        &app,
+        &session,
+        json!({"thresholds_pct": [90, 10, 90], "alert_email": ""}),
+    )
+    .await;
+    assert_eq!(b["thresholds_pct"], json!([10, 90]));
+    assert_eq!(b["alert_email"], "runway@example.com");
+
+    // Scopes: reading money needs budget or billing; resuming sprites needs sprites:write.
+    let exec_only = app
+        .mint(&session, json!({"name": "x", "scopes": ["exec"]}))
+        .await;
+    let exec_only = exec_only["token"].as_str().unwrap();
+    for path in ["/v1/budget", "/v1/usage", "/v1/alerts"] {
+        expect_problem(app.get(path, exec_only).await, 403, "forbidden").await;
+    }
+    assert_eq!(app.get("/v1/prices", exec_only).await.status(), 200);
+    let budget_only = app
+        .mint(&session, json!({"name": "b", "scopes": ["budget"]}))
+        .await;
+    let budget_only = budget_only["token"].as_str().unwrap();
+    expect_problem(
+        app.put("/v1/budget", budget_only, json!({"resume_paused": true}))
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let openapi = expect_status(
+        app.client
+            .get(format!("{}/v1/openapi.json", app.url))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    for path in ["/v1/budget", "/v1/usage", "/v1/prices", "/v1/alerts"] {
+        assert!(openapi["paths"][path].is_object(), "{path} not documented");
+    }
+    let anonymous = app
+        .request(reqwest::Method::GET, "/v1/budget", None)
+        .send()
+        .await
+        .unwrap();
+    expect_problem(anonymous, 401, "unauthorized").await;
+}

@@ -1,0 +1,129 @@
+//! Token budgets: a token's own, a parent's over its child; tenant isolation of usage.
+
+use serde_json::json;
+
+use super::*;
+use crate::helpers::{expect_problem, expect_status};
+
+#[tokio::test]
+async fn token_budgets_pause_what_the_token_and_its_children_created() {
+    let app = spawn(&[]).await;
+    let (_, session) = app.signup("tokens@example.com").await;
+
+    // A token's own budget.
+    let budget_nanos = 2 * CPU_PRICE;
+    let ci = app
+        .mint(
+            &session,
+            json!({"name": "ci", "scopes": SCOPES, "budget_nanos": budget_nanos}),
+        )
+        .await;
+    let (ci_token, ci_id) = (ci["token"].as_str().unwrap(), ci["id"].as_str().unwrap());
+    spin(&app, ci_token, "ci-box").await;
+    let run = until_paused(&app, ci_token, "ci-box", || {
+        token_spend(&app, ci_token, ci_id)
+    })
+    .await;
+    eprintln!(
+        "token budget: paused after {:?}, max spent {} of {budget_nanos}",
+        run.took, run.max_spent
+    );
+    let refused = expect_problem(
+        app.post(
+            "/v1/sprites/ci-box/exec",
+            ci_token,
+            json!({"cmd": ["true"]}),
+        )
+        .await,
+        402,
+        "token_budget_exhausted",
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains(ci_id),
+        "{refused}"
+    );
+    let spent = listed_spent(&app, &session, ci_id).await;
+    assert!(spent > 0 && spent <= budget_nanos, "{spent}");
+    // The tenant is not out of money: the token's budget paused it, not the cap.
+    let tenant = budget(&app, &session).await;
+    assert!(int(&tenant, "available_nanos") > 90 * CPU_PRICE, "{tenant}");
+    assert_eq!(
+        tenant["state"], "paused",
+        "one sprite waits for resume_paused"
+    );
+
+    // A child without a budget of its own spends its parent's.
+    let parent = app
+        .mint(
+            &session,
+            json!({"name": "parent", "scopes": SCOPES, "budget_nanos": budget_nanos}),
+        )
+        .await;
+    let (parent_token, parent_id) = (
+        parent["token"].as_str().unwrap(),
+        parent["id"].as_str().unwrap(),
+    );
+    let child = app
+        .mint(parent_token, json!({"name": "child", "scopes": SCOPES}))
+        .await;
+    let (child_token, child_id) = (
+        child["token"].as_str().unwrap(),
+        child["id"].as_str().unwrap(),
+    );
+    assert_eq!(child["parent_id"], parent_id);
+    spin(&app, child_token, "child-box").await;
+    let run = until_paused(&app, child_token, "child-box", || {
+        token_spend(&app, child_token, parent_id)
+    })
+    .await;
+    eprintln!(
+        "parent budget: paused after {:?}, max spent {} of {budget_nanos}",
+        run.took, run.max_spent
+    );
+    let refused = expect_problem(
+        app.post(
+            "/v1/sprites/child-box/exec",
+            child_token,
+            json!({"cmd": ["true"]}),
+        )
+        .await,
+        402,
+        "token_budget_exhausted",
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains(parent_id),
+        "{refused}"
+    );
+    let parent_spent = listed_spent(&app, &session, parent_id).await;
+    let child_spent = listed_spent(&app, &session, child_id).await;
+    assert!(parent_spent <= budget_nanos, "{parent_spent}");
+    assert!(
+        (parent_spent - child_spent).abs() < 10_000_000,
+        "{parent_spent} {child_spent}"
+    );
+
+    // Tenant isolation: B sees none of A's usage, spend or alerts.
+    let report = usage(&app, &session, "by=minute").await;
+    let names: Vec<&str> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["sprite"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"ci-box") && names.contains(&"child-box"),
+        "{report}"
+    );
+    let (_, b) = app.signup("other@example.com").await;
+    for query in ["by=minute", "by=day", "by=hour&sprite=ci-box"] {
+        let theirs = usage(&app, &b, query).await;
+        assert_eq!(theirs["rows"], json!([]), "{theirs}");
+        assert_eq!(theirs["total_nanos"], 0);
+    }
+    assert_eq!(budget(&app, &b).await["spent_nanos"], 0);
+    let alerts = expect_status(app.get("/v1/alerts", &b).await, 200).await;
+    assert_eq!(alerts["alerts"], json!([]));
+    expect_problem(app.get("/v1/sprites/ci-box", &b).await, 404, "not_found").await;
+}
