@@ -27,8 +27,14 @@ const STDIN_CLOSED: u8 = 4;
 pub struct ExecArgs {
     /// The sprite's name.
     name: String,
-    /// The command and its arguments (after `--`).
-    #[arg(required = true, last = true, value_name = "CMD")]
+    /// The command and its arguments (`--` before them is optional; everything after
+    /// the command's name is its own).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
     cmd: Vec<String>,
     /// Do not forward stdin: the command sees it closed at once.
     #[arg(short = 'n', long)]
@@ -274,5 +280,34 @@ fn write_all(out: &mut impl Write, data: &[u8]) -> Result<(), i32> {
     match out.write_all(data).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(141),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Probe {
+        #[command(flatten)]
+        exec: super::ExecArgs,
+    }
+
+    fn parse(args: &[&str]) -> super::ExecArgs {
+        Probe::try_parse_from([&["exec"], args].concat())
+            .unwrap()
+            .exec
+    }
+
+    #[test]
+    fn the_command_keeps_its_own_flags() {
+        let a = parse(&["box", "-n", "ls", "-la", "-n"]);
+        assert!(a.no_stdin);
+        assert_eq!(a.cmd, ["ls", "-la", "-n"]);
+        let a = parse(&["box", "--", "-weird", "x"]);
+        assert_eq!(a.cmd, ["-weird", "x"]);
+        let a = parse(&["-e", "A=1", "box", "--", "sh", "-c", "echo $A"]);
+        assert_eq!(a.env, [("A".to_string(), "1".to_string())]);
+        assert_eq!(a.cmd, ["sh", "-c", "echo $A"]);
     }
 }
