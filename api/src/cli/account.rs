@@ -47,7 +47,7 @@ struct PasswordArgs {
 
 /// The server a login goes to, and a client of it without a token.
 fn anonymous(global: &Global) -> anyhow::Result<Client> {
-    let url = match &global.url {
+    let url = match global.url.as_ref().filter(|u| !u.trim().is_empty()) {
         Some(url) => url.clone(),
         None => config::load()?.url.unwrap_or_else(|| DEFAULT_URL.into()),
     };

@@ -91,6 +91,7 @@ impl Client {
         let url = global
             .url
             .clone()
+            .filter(|u| !u.trim().is_empty())
             .or_else(|| saved.url.clone())
             .unwrap_or_else(|| DEFAULT_URL.to_string());
         // The saved token is only ever sent to the server it was issued by.

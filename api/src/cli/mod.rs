@@ -74,6 +74,10 @@ enum Command {
         name: String,
     },
     /// Run a command in a sprite, streaming its output; exits with its exit code.
+    ///
+    /// Output streams over a WebSocket as it comes, and local stdin is forwarded. With
+    /// --json the command runs buffered instead and the answer
+    /// (`{exit_code, stdout, stderr, …}`) is printed when it is done.
     Exec(exec::ExecArgs),
     /// An interactive shell in a sprite (line mode: no terminal on the sprite side).
     Console(exec::ConsoleArgs),
