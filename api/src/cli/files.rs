@@ -125,9 +125,12 @@ fn body_of(reader: Box<dyn AsyncRead + Send + Unpin>, sent: Arc<AtomicU64>) -> r
 async fn download(client: &Client, name: &str, path: &str, to: Place) -> anyhow::Result<i32> {
     let mut url = client.endpoint(&["v1", "sprites", name, "files"]);
     url.query_pairs_mut().append_pair("path", path);
+    // Started before the request: the server may take a while before the first byte.
+    let spinner = Spinner::start(format!("downloading {name}:{path}"), None);
     let response = client.send(client.request(Method::GET, url)).await?;
-    let total = response.content_length();
-    let spinner = Spinner::start(format!("downloading {name}:{path}"), total);
+    if let Some(total) = response.content_length() {
+        spinner.set_total(total);
+    }
     let counter = spinner.counter();
     let mut chunks = response.bytes_stream();
     let target = match to {

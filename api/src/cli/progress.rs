@@ -21,20 +21,28 @@ struct State {
 pub struct Spinner {
     state: Option<Arc<Mutex<State>>>,
     bytes: Arc<AtomicU64>,
+    /// Bytes expected in all (0: not known).
+    total: Arc<AtomicU64>,
 }
 
 impl Spinner {
     /// Starts `label` (e.g. "creating box"); `total` bytes makes it a progress line.
     pub fn start(label: impl Into<String>, total: Option<u64>) -> Self {
         let bytes = Arc::new(AtomicU64::new(0));
+        let total = Arc::new(AtomicU64::new(total.unwrap_or(0)));
         if !std::io::stderr().is_terminal() {
-            return Self { state: None, bytes };
+            return Self {
+                state: None,
+                bytes,
+                total,
+            };
         }
         let state = Arc::new(Mutex::new(State {
             stopped: false,
             drawn: false,
         }));
-        let (label, shared, counter) = (label.into(), state.clone(), bytes.clone());
+        let (label, shared) = (label.into(), state.clone());
+        let (counter, expected) = (bytes.clone(), total.clone());
         // A plain thread, not a task: drawing must go on while the runtime's threads are
         // busy, and the drop below must be able to stop it without awaiting.
         std::thread::spawn(move || {
@@ -46,6 +54,7 @@ impl Spinner {
                     return;
                 }
                 let done = counter.load(Ordering::Relaxed);
+                let total = expected.load(Ordering::Relaxed);
                 let line = render(*frame, &label, started.elapsed(), done, total);
                 let mut err = std::io::stderr().lock();
                 let _ = write!(err, "\r{line}\x1b[K");
@@ -58,7 +67,13 @@ impl Spinner {
         Self {
             state: Some(state),
             bytes,
+            total,
         }
+    }
+
+    /// Sets the bytes expected, once they are known.
+    pub fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
     }
 
     /// The byte counter a transfer adds to.
@@ -84,10 +99,10 @@ impl Drop for Spinner {
     }
 }
 
-fn render(frame: char, label: &str, elapsed: Duration, done: u64, total: Option<u64>) -> String {
+fn render(frame: char, label: &str, elapsed: Duration, done: u64, total: u64) -> String {
     let secs = elapsed.as_secs();
     match total {
-        Some(total) if total > 0 => {
+        total if total > 0 => {
             let pct = done.saturating_mul(100) / total;
             format!(
                 "{frame} {label} {} / {} ({pct}%) {secs}s",
