@@ -415,6 +415,9 @@ fn errors_are_one_clear_line_and_a_failing_exit() {
         "\"box:rel/path\": the path",
     );
     one_error_line(&user.run(&["budget", "set"]), "say what to change");
+    // `serve --help` still lists every setting.
+    let help = user.ok(&["serve", "--help"]);
+    assert!(help.contains("CORRAL_LISTEN") && help.contains("CORRAL_PRICE_CPU_NANOS_PER_CPU_S"));
     // Usage errors are clap's: a non-zero exit, not a crash.
     let run = user.run(&["create"]);
     assert_eq!(run.code, 2, "{run:?}");
