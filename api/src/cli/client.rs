@@ -87,7 +87,11 @@ pub struct Client {
 impl Client {
     /// The server and token from flags, environment, then the saved config.
     pub fn from_global(global: &Global) -> anyhow::Result<Self> {
-        let saved = config::load()?;
+        // A script that gives both needs no config file (nor a home directory).
+        let saved = match (&global.url, &global.token) {
+            (Some(_), Some(_)) => config::Saved::default(),
+            _ => config::load()?,
+        };
         let url = global
             .url
             .clone()
