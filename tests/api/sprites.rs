@@ -141,7 +141,7 @@ async fn a_sprite_lives_and_dies_over_http() {
         &[
             "sh",
             "-c",
-            "nohup sleep 1000 >/dev/null 2>&1 & echo before > /root/state",
+            "nohup sleep 1000 >/dev/null 2>&1 & echo $! > /root/pid; echo before > /root/state",
         ],
     )
     .await;
@@ -187,7 +187,7 @@ async fn a_sprite_lives_and_dies_over_http() {
         1
     );
     assert_eq!(
-        exec(&app, &token, "dev", &["pgrep", "-x", "sleep"]).await["exit_code"],
+        exec(&app, &token, "dev", &["sh", "-c", "kill -0 $(cat /root/pid)"]).await["exit_code"],
         0,
         "the process survives restore"
     );
