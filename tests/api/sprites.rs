@@ -187,7 +187,13 @@ async fn a_sprite_lives_and_dies_over_http() {
         1
     );
     assert_eq!(
-        exec(&app, &token, "dev", &["sh", "-c", "kill -0 $(cat /root/pid)"]).await["exit_code"],
+        exec(
+            &app,
+            &token,
+            "dev",
+            &["sh", "-c", "kill -0 $(cat /root/pid)"]
+        )
+        .await["exit_code"],
         0,
         "the process survives restore"
     );

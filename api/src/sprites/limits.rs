@@ -16,7 +16,12 @@ pub struct Limits {
     pub max_total_memory_mb: i64,
     pub max_disk_mb_per_sprite: i64,
     pub max_checkpoints_per_sprite: i64,
+    /// Idle seconds before a new sprite pauses, unless it sets its own (0 = never).
+    pub default_idle_timeout_s: i64,
 }
+
+/// Longest idle timeout a sprite or tenant may set (30 days).
+pub const MAX_IDLE_TIMEOUT_S: i64 = 30 * 86_400;
 
 /// A tenant's change: each field lowers (or restores up to the operator's maximum).
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -27,6 +32,7 @@ pub struct LimitsUpdate {
     pub max_total_memory_mb: Option<i64>,
     pub max_disk_mb_per_sprite: Option<i64>,
     pub max_checkpoints_per_sprite: Option<i64>,
+    pub default_idle_timeout_s: Option<i64>,
 }
 
 impl Limits {
@@ -38,11 +44,13 @@ impl Limits {
             max_total_memory_mb: config.max_total_memory_mb as i64,
             max_disk_mb_per_sprite: config.max_disk_mb_per_sprite as i64,
             max_checkpoints_per_sprite: config.max_checkpoints_per_sprite.into(),
+            default_idle_timeout_s: config.default_idle_timeout_s as i64,
         }
     }
 }
 
 type Stored = (
+    Option<i64>,
     Option<i64>,
     Option<i64>,
     Option<i64>,
@@ -59,7 +67,7 @@ pub async fn effective(
 ) -> Result<Limits, ApiError> {
     let stored: Stored = sqlx::query_as(
         "SELECT max_running_sprites, max_total_cpus, max_total_memory_mb, max_disk_mb_per_sprite,
-                max_checkpoints_per_sprite FROM tenants WHERE id = ?",
+                max_checkpoints_per_sprite, idle_timeout_s FROM tenants WHERE id = ?",
     )
     .bind(tenant_id)
     .fetch_one(pool)
@@ -72,6 +80,7 @@ pub async fn effective(
         max_total_memory_mb: pick(stored.2, op.max_total_memory_mb),
         max_disk_mb_per_sprite: pick(stored.3, op.max_disk_mb_per_sprite),
         max_checkpoints_per_sprite: pick(stored.4, op.max_checkpoints_per_sprite),
+        default_idle_timeout_s: stored.5.unwrap_or(op.default_idle_timeout_s),
     })
 }
 
@@ -107,6 +116,18 @@ pub async fn update(
             op.max_checkpoints_per_sprite,
         ),
     ];
+    if let Some(idle) = change.default_idle_timeout_s {
+        if !(0..=MAX_IDLE_TIMEOUT_S).contains(&idle) {
+            return Err(ApiError::Validation(format!(
+                "default_idle_timeout_s must be between 0 and {MAX_IDLE_TIMEOUT_S}"
+            )));
+        }
+        sqlx::query("UPDATE tenants SET idle_timeout_s = ? WHERE id = ?")
+            .bind(idle)
+            .bind(tenant_id)
+            .execute(pool)
+            .await?;
+    }
     for (name, value, max) in fields {
         let Some(value) = value else { continue };
         if value < 0 {

@@ -1,0 +1,224 @@
+//! The HTTP path against the driver called directly, in one run: sprite create and the
+//! exec round trip, then `GET /v1/sprites` with 100 sprites under `wrk`.
+//!
+//! `cargo bench --bench http` (needs runsc, the base image and wrk: the set-up command
+//! installs them).
+
+#![allow(clippy::print_stdout)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use vmm_driver::{DriverConfig, ExecRequest, MachineId, MachineSpec};
+
+const RUNS: usize = 20;
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() - 1) as f64 * p).round() as usize]
+}
+
+fn report(what: &str, http: &mut [Duration], direct: &mut [Duration]) {
+    let (h50, h95) = (percentile(http, 0.5), percentile(http, 0.95));
+    let (d50, d95) = (percentile(direct, 0.5), percentile(direct, 0.95));
+    println!(
+        "{what:<22} http p50 {:>8.2} ms p95 {:>8.2} ms | driver p50 {:>8.2} ms p95 {:>8.2} ms | ratio p50 {:.2}x",
+        h50.as_secs_f64() * 1e3,
+        h95.as_secs_f64() * 1e3,
+        d50.as_secs_f64() * 1e3,
+        d95.as_secs_f64() * 1e3,
+        h50.as_secs_f64() / d50.as_secs_f64()
+    );
+}
+
+struct Server {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn image_dir() -> String {
+    std::env::var("CORRAL_IMAGE_DIR").unwrap_or_else(|_| "/var/lib/corral/images".into())
+}
+
+async fn start_server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_corral"))
+        .arg("serve")
+        .env("CORRAL_DATA_DIR", dir.path())
+        .env("CORRAL_LISTEN", "127.0.0.1:0")
+        .env("CORRAL_IMAGE_DIR", image_dir())
+        .env("CORRAL_TOKEN_RATE_PER_S", "1000000")
+        .env("CORRAL_TOKEN_RATE_BURST", "1000000")
+        .env("CORRAL_MAX_RUNNING_SPRITES", "1000")
+        .env("CORRAL_MAX_TOTAL_CPUS", "1000")
+        .env("CORRAL_MAX_TOTAL_MEMORY_MB", "1000000")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start corral");
+    let addr_file = dir.path().join("corral.addr");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !addr_file.exists() {
+        assert!(Instant::now() < deadline, "corral did not start");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let url = format!("http://{}", std::fs::read_to_string(&addr_file).unwrap());
+    Server {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let server = start_server().await;
+    let client = reqwest::Client::new();
+    let signup: Value = client
+        .post(format!("{}/v1/signup", server.url))
+        .json(&json!({"email": "bench@example.com", "password": "bench password", "org": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = signup["token"].as_str().unwrap().to_string();
+    let post = |path: String, body: Value| {
+        client
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+
+    // The driver called directly, in this process, beside the server.
+    let state = tempfile::tempdir().unwrap();
+    let driver = vmm_driver::from_config(&DriverConfig {
+        kind: "gvisor".into(),
+        state_dir: state.path().to_path_buf(),
+        image_dir: image_dir().into(),
+        agent_path: env!("CARGO_BIN_EXE_corral").into(),
+    })
+    .await
+    .expect("gvisor backend");
+
+    println!("Corral HTTP path vs the driver called directly, {RUNS} runs each");
+    let (mut http_create, mut direct_create) = (Vec::new(), Vec::new());
+    let (mut http_exec, mut direct_exec) = (Vec::new(), Vec::new());
+    let mut direct_ids = Vec::new();
+    for i in 0..RUNS {
+        let started = Instant::now();
+        let response = post(
+            "/v1/sprites".into(),
+            json!({"name": format!("b{i}"), "disk_mb": 128, "memory_mb": 128}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        http_create.push(started.elapsed());
+
+        let id = MachineId::from_key(rand_key(i));
+        let spec = MachineSpec {
+            id: id.clone(),
+            cpus: 1,
+            memory_mb: 128,
+            disk_mb: 128,
+        };
+        let started = Instant::now();
+        driver.create(&spec).await.unwrap();
+        driver.start(&id).await.unwrap();
+        direct_create.push(started.elapsed());
+        direct_ids.push(id);
+    }
+    for i in 0..RUNS * 5 {
+        let name = format!("b{}", i % RUNS);
+        let started = Instant::now();
+        let response = post(format!("/v1/sprites/{name}/exec"), json!({"cmd": ["true"]}))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+        http_exec.push(started.elapsed());
+
+        let request = ExecRequest {
+            argv: vec!["true".into()],
+            max_output_bytes: 1 << 20,
+            ..Default::default()
+        };
+        let started = Instant::now();
+        driver.exec(&direct_ids[i % RUNS], request).await.unwrap();
+        direct_exec.push(started.elapsed());
+    }
+    report("create (to running)", &mut http_create, &mut direct_create);
+    report("exec round trip", &mut http_exec, &mut direct_exec);
+    for id in &direct_ids {
+        driver.destroy(id).await.unwrap();
+    }
+
+    // 100 sprites, then an authenticated list under load.
+    for i in RUNS..100 {
+        let response = post(
+            "/v1/sprites".into(),
+            json!({"name": format!("b{i}"), "disk_mb": 64, "memory_mb": 64}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    let wrk = Command::new("wrk")
+        .args(["-t2", "-c32", "-d10s", "--latency", "-H"])
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg(format!("{}/v1/sprites", server.url))
+        .output();
+    match wrk {
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let rps = text
+                .lines()
+                .find(|l| l.starts_with("Requests/sec"))
+                .unwrap_or("Requests/sec: ?");
+            let p50 = text
+                .lines()
+                .find(|l| l.trim_start().starts_with("50%"))
+                .unwrap_or("50% ?");
+            println!(
+                "GET /v1/sprites (100 sprites, wrk -t2 -c32 -d10s): {rps} | latency {}",
+                p50.trim()
+            );
+        }
+        Err(error) => println!("wrk is not installed ({error}): apt-get install wrk"),
+    }
+    use futures_util::StreamExt;
+    futures_util::stream::iter(0..100)
+        .map(|i| {
+            client
+                .delete(format!("{}/v1/sprites/b{i}", server.url))
+                .bearer_auth(&token)
+                .send()
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+/// A key no sprite of the server will have (its ids are random too).
+fn rand_key(i: usize) -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    (nanos ^ 0x5bd1_e995_u64.wrapping_mul(i as u64 + 1)) >> 1
+}
