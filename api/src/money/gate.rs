@@ -45,8 +45,9 @@ impl MeterGate {
             return Nanos::ZERO;
         };
         list.retain(|(_, at, _)| *at >= horizon);
+        // A sprite being created has no id yet (0): every entry is another sprite.
         list.iter()
-            .filter(|(id, _, _)| *id != sprite.id)
+            .filter(|(id, _, _)| sprite.id == 0 || *id != sprite.id)
             .map(|(_, _, worst)| *worst)
             .sum()
     }
@@ -54,7 +55,9 @@ impl MeterGate {
     fn remember(&self, sprite: &SpriteRow, now: i64, worst: Nanos) {
         let mut admitted = self.admitted.lock().expect("gate");
         let list = admitted.entry(sprite.tenant_id.clone()).or_default();
-        list.retain(|(id, _, _)| *id != sprite.id);
+        if sprite.id != 0 {
+            list.retain(|(id, _, _)| *id != sprite.id);
+        }
         list.push((sprite.id, now, worst));
     }
 }

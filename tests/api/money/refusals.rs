@@ -134,3 +134,24 @@ async fn no_runway_refuses_creates_and_bad_input_is_named() {
         .unwrap();
     expect_problem(anonymous, 401, "unauthorized").await;
 }
+
+#[tokio::test]
+async fn two_creates_before_the_next_tick_share_one_runway() {
+    // A long tick: the meter has not seen the first sprite when the second is asked for.
+    let app = spawn(&[("CORRAL_TICK_MS", "5000".into())]).await;
+    let (_, session) = app.signup("race@example.com").await;
+    set_budget(&app, &session, json!({"cap_nanos": CPU_PRICE * 3 / 2})).await;
+    let body = |name: &str| json!({"name": name, "cpus": 1, "memory_mb": 128, "disk_mb": 256});
+    expect_status(app.post("/v1/sprites", &session, body("first")).await, 201).await;
+    let refused = expect_problem(
+        app.post("/v1/sprites", &session, body("second")).await,
+        402,
+        "budget_exhausted",
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("runway"),
+        "{refused}"
+    );
+    expect_status(app.delete("/v1/sprites/first", &session).await, 204).await;
+}
