@@ -170,19 +170,46 @@ impl Drop for App {
             eprintln!("---- server log ----\n{}", self.log());
         }
         if let Some(mut child) = self.child.take() {
-            // SIGTERM first so the server stops its sandboxes; then make sure.
+            // SIGTERM first so the server shuts down cleanly; then make sure.
             let _ = Command::new("kill").arg(child.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
-                    return;
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
             let _ = child.kill();
             let _ = child.wait();
         }
+        // Sprites outlive the server by design; a test's must not outlive the test.
+        let state_dir = self.data_dir.path().join("machines");
+        if state_dir.exists() {
+            let _ = std::thread::spawn(move || destroy_machines(state_dir)).join();
+        }
     }
+}
+
+/// Removes every machine the driver finds under `state_dir` (sandboxes, mounts, disks).
+fn destroy_machines(state_dir: PathBuf) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let config = vmm_driver::DriverConfig {
+            kind: "gvisor".into(),
+            state_dir,
+            image_dir: image_dir(),
+            agent_path: env!("CARGO_BIN_EXE_corral").into(),
+        };
+        let Ok(driver) = vmm_driver::from_config(&config).await else {
+            return;
+        };
+        for machine in driver.list().await.unwrap_or_default() {
+            let _ = driver.destroy(&machine.id).await;
+        }
+    });
 }
 
 /// Where the shared base image is (built once by the set-up command).
