@@ -55,10 +55,7 @@ async fn list(
     Scoped(auth, ..): Scoped<SpritesRead>,
 ) -> ApiResult<AppJson<SpriteList>> {
     let rows = state.sprites()?.list(&auth).await?;
-    let mut sprites = Vec::with_capacity(rows.len());
-    for row in rows {
-        sprites.push(state.sprite_view(row).await?);
-    }
+    let sprites = state.sprite_views(&auth.tenant_id, rows).await?;
     Ok(AppJson(SpriteList { sprites }))
 }
 
