@@ -248,3 +248,16 @@ pub async fn expect_problem(response: Response, status: u16, code: &str) -> Valu
     );
     body
 }
+
+/// Asserts a problem+json answer whose detail names `needle` (a limit, a scope).
+pub async fn expect_problem_naming(
+    response: Response,
+    status: u16,
+    code: &str,
+    needle: &str,
+) -> Value {
+    let body = expect_problem(response, status, code).await;
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(needle), "{needle:?} missing from {body}");
+    body
+}
