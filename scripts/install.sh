@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE_DIR="${CORRAL_IMAGE_DIR:-/var/lib/corral/images}"
-packages=(runsc debootstrap wrk e2fsprogs iproute2 ca-certificates pkg-config gcc)
+packages=(runsc debootstrap wrk e2fsprogs iproute2 ca-certificates pkg-config gcc chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
