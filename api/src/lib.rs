@@ -134,6 +134,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     serve(listener, state.clone(), shutdown_signal()).await?;
     tracing::info!("shutting down");
     tasks.stop().await;
+    if let Some(sprites) = &state.sprites {
+        sprites.freeze_for_shutdown().await?;
+    }
     Ok(())
 }
 

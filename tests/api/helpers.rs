@@ -96,6 +96,22 @@ impl App {
         }
     }
 
+    /// Stops the process the way an operator does (SIGTERM), waiting for it to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// What the server logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
@@ -169,19 +185,7 @@ impl Drop for App {
         if std::thread::panicking() {
             eprintln!("---- server log ----\n{}", self.log());
         }
-        if let Some(mut child) = self.child.take() {
-            // SIGTERM first so the server shuts down cleanly; then make sure.
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.stop();
         // Sprites outlive the server by design; a test's must not outlive the test.
         let state_dir = self.data_dir.path().join("machines");
         if state_dir.exists() {

@@ -481,3 +481,55 @@ async fn restart_after_kill_9_reconciles_sprites() {
     }
     assert!(app.log().contains("reconciled"), "{}", app.log());
 }
+
+#[tokio::test]
+async fn nothing_runs_while_corral_is_stopped() {
+    let mut app = App::spawn().await;
+    let (_, token) = app.signup("down@example.com").await;
+    expect_status(
+        app.post(
+            "/v1/sprites",
+            &token,
+            json!({"name": "ticker", "disk_mb": 128}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let loop_cmd = "nohup sh -c 'while true; do date +%s%N >> /root/ticks; sleep 0.05; done' >/dev/null 2>&1 &";
+    exec(&app, &token, "ticker", &["sh", "-c", loop_cmd]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.stop();
+    let stopped = std::time::SystemTime::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let restarted = std::time::SystemTime::now();
+    app.start().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ticks = exec(&app, &token, "ticker", &["cat", "/root/ticks"]).await;
+    let nanos =
+        |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let (quiet_from, quiet_to) = (nanos(stopped) + 300_000_000, nanos(restarted) - 100_000_000);
+    let ticks: Vec<u128> = ticks["stdout"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(
+        ticks.iter().any(|t| *t < quiet_from),
+        "the loop ran before the stop"
+    );
+    assert!(
+        ticks.iter().any(|t| *t > quiet_to),
+        "the loop runs again after the restart"
+    );
+    let while_down = ticks
+        .iter()
+        .filter(|t| (quiet_from..quiet_to).contains(*t))
+        .count();
+    assert_eq!(
+        while_down, 0,
+        "the sprite ran unmetered while Corral was stopped"
+    );
+    expect_status(app.delete("/v1/sprites/ticker", &token).await, 204).await;
+}

@@ -85,3 +85,26 @@ impl Sprites {
         Ok(done)
     }
 }
+
+impl Sprites {
+    /// Freezes every running sprite's machine while Corral is down, so nothing runs
+    /// unmetered; their recorded state stays `running` and the next start's
+    /// reconciliation thaws them.
+    #[tracing::instrument(skip_all)]
+    pub async fn freeze_for_shutdown(&self) -> anyhow::Result<usize> {
+        let mut frozen = 0;
+        for sprite in db::sprites::all_live(&self.pool).await? {
+            if sprite.state != "running" {
+                continue;
+            }
+            match self.driver.pause(&machine(&sprite)).await {
+                Ok(()) => frozen += 1,
+                Err(error) => {
+                    tracing::warn!(sprite = %sprite.name, %error, "could not freeze for shutdown")
+                }
+            }
+        }
+        tracing::info!(frozen, "froze running sprites until the next start");
+        Ok(frozen)
+    }
+}
