@@ -518,6 +518,12 @@ fn limits_through_the_cli() {
         "{out}"
     );
     assert_eq!(user.json(&["limits"])["max_running_sprites"], 1);
+    let out = user.ok(&["limits", "set", "--default-idle-timeout-s", "300"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("idle seconds") && l.ends_with(" 300")),
+        "{out}"
+    );
     let above = user.run(&["limits", "set", "--max-running-sprites", "999"]);
     one_error_line(&above, "limit_exceeded: ");
     one_error_line(&user.run(&["limits", "set"]), "say which limit");

@@ -1,5 +1,5 @@
 //! `limits` (show, `limits set`): the tenant's scaling limits, which may only be
-//! lowered below the operator's maximums.
+//! lowered below the operator's maximums, and its default idle timeout.
 
 use clap::{Args, Subcommand};
 use reqwest::Method;
@@ -9,12 +9,16 @@ use super::client::Client;
 use super::output::{self, field};
 
 /// The limits, in the order they are shown, with how each reads.
-const LIMITS: [(&str, &str); 5] = [
+const LIMITS: [(&str, &str); 6] = [
     ("max_running_sprites", "running sprites"),
     ("max_total_cpus", "vCPUs, all running sprites"),
     ("max_total_memory_mb", "memory MB, all running sprites"),
     ("max_disk_mb_per_sprite", "disk MB per sprite"),
     ("max_checkpoints_per_sprite", "checkpoints per sprite"),
+    (
+        "default_idle_timeout_s",
+        "idle seconds before a pause (0 = never)",
+    ),
 ];
 
 #[derive(Args)]
@@ -42,6 +46,9 @@ enum LimitsAction {
         /// Checkpoints kept per sprite.
         #[arg(long)]
         max_checkpoints_per_sprite: Option<i64>,
+        /// Idle seconds before a new sprite pauses, unless it sets its own (0 = never).
+        #[arg(long)]
+        default_idle_timeout_s: Option<i64>,
     },
 }
 
@@ -54,6 +61,7 @@ pub async fn run(client: &Client, args: LimitsArgs, json: bool) -> anyhow::Resul
             max_total_memory_mb,
             max_disk_mb_per_sprite,
             max_checkpoints_per_sprite,
+            default_idle_timeout_s,
         }) => {
             let given = [
                 max_running_sprites,
@@ -61,6 +69,7 @@ pub async fn run(client: &Client, args: LimitsArgs, json: bool) -> anyhow::Resul
                 max_total_memory_mb,
                 max_disk_mb_per_sprite,
                 max_checkpoints_per_sprite,
+                default_idle_timeout_s,
             ];
             let body: Map<String, Value> = LIMITS
                 .iter()

@@ -108,7 +108,7 @@ enum Command {
     Budget(billing::BudgetArgs),
     /// Metered usage and its cost.
     Usage(billing::UsageArgs),
-    /// Show the scaling limits; `limits set` lowers them.
+    /// Show the scaling limits and the default idle timeout; `limits set` changes them.
     Limits(limits::LimitsArgs),
 }
 
