@@ -97,6 +97,15 @@ impl Backend {
 
 impl Drop for Backend {
     fn drop(&mut self) {
+        if std::env::var_os("CORRAL_CONF_KEEP").is_some() {
+            let _ = self._state.path().to_path_buf();
+            eprintln!("keeping {}", self.config.state_dir.display());
+            std::mem::forget(std::mem::replace(
+                &mut self._state,
+                tempfile::tempdir().unwrap(),
+            ));
+            return;
+        }
         cleanup(&self.config.state_dir);
     }
 }
@@ -140,6 +149,17 @@ fn cleanup(state: &Path) {
     }
 }
 
+/// An error with its sources, for panic messages.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
 /// A machine id no other test (or concurrent run) uses.
 fn fresh_id() -> MachineId {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -175,7 +195,7 @@ async fn run(d: &dyn Driver, id: &MachineId, cmd: &str) -> (i32, String, String)
     let out = d
         .exec(id, sh(cmd))
         .await
-        .unwrap_or_else(|e| panic!("exec {cmd:?}: {e}"));
+        .unwrap_or_else(|e| panic!("exec {cmd:?}: {}", chain(&e)));
     (
         out.exit_code,
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -379,4 +399,358 @@ async fn stream_scenario(b: &Backend) {
     let (code, _, _) = run(d, &id, "kill -0 $(cat /run/streamed.pid)").await;
     assert_ne!(code, 0, "the streamed command survived its stream");
     d.destroy(&id).await.unwrap();
+}
+
+conformance!(files_are_binary_safe_and_limited, files_scenario);
+async fn files_scenario(b: &Backend) {
+    let d = &*b.driver;
+    let id = started(b).await;
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    d.write_file(&id, "/root/deep/dir/blob.bin", &data)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.read_file(&id, "/root/deep/dir/blob.bin", 10 << 20)
+            .await
+            .unwrap(),
+        data
+    );
+    let (_, sum, _) = run(d, &id, "wc -c < /root/deep/dir/blob.bin").await;
+    assert_eq!(sum.trim(), "3000000");
+    // Every byte value survives; empty files too.
+    let all: Vec<u8> = (0..=255u8).collect();
+    d.write_file(&id, "/tmp/all", &all).await.unwrap();
+    assert_eq!(d.read_file(&id, "/tmp/all", 256).await.unwrap(), all);
+    d.write_file(&id, "/root/empty", b"").await.unwrap();
+    assert_eq!(d.read_file(&id, "/root/empty", 0).await.unwrap(), b"");
+    // What a command wrote is what the file API reads, and the other way round.
+    run(d, &id, "printf 'a\\0b' > /root/nul").await;
+    assert_eq!(d.read_file(&id, "/root/nul", 10).await.unwrap(), b"a\0b");
+    assert!(matches!(
+        d.read_file(&id, "/tmp/all", 255).await,
+        Err(DriverError::Invalid(_))
+    ));
+    assert!(matches!(
+        d.read_file(&id, "/nope", 10).await,
+        Err(DriverError::NotFound(_))
+    ));
+    assert!(matches!(
+        d.read_file(&id, "/root", 10).await,
+        Err(DriverError::Invalid(_))
+    ));
+    assert!(matches!(
+        d.read_file(&id, "relative", 10).await,
+        Err(DriverError::Invalid(_))
+    ));
+    assert!(matches!(
+        d.write_file(&id, "relative", b"x").await,
+        Err(DriverError::Invalid(_))
+    ));
+    d.destroy(&id).await.unwrap();
+}
+
+conformance!(disk_has_a_hard_size_and_persists, disk_scenario);
+async fn disk_scenario(b: &Backend) {
+    let d = &*b.driver;
+    let id = fresh_id();
+    d.create(&MachineSpec {
+        disk_mb: 64,
+        ..spec(&id)
+    })
+    .await
+    .unwrap();
+    // Idempotent create; a conflicting one is refused.
+    d.create(&MachineSpec {
+        disk_mb: 64,
+        ..spec(&id)
+    })
+    .await
+    .unwrap();
+    assert!(d.create(&spec(&id)).await.is_err());
+    assert_eq!(state_of(d, &id).await, Some(MachineState::Stopped));
+    let before = d.usage(&id).unwrap().disk_bytes;
+    d.start(&id).await.unwrap();
+    let (code, _, err) = run(d, &id, "dd if=/dev/zero of=/root/fill bs=1M count=100").await;
+    assert_ne!(code, 0);
+    assert!(err.contains("No space left"), "{err}");
+    let used = d.usage(&id).unwrap().disk_bytes;
+    assert!(used > before + (40 << 20), "disk usage {before} -> {used}");
+    assert!(matches!(
+        d.write_file(&id, "/root/more", &vec![1u8; 8 << 20]).await,
+        Err(DriverError::DiskFull)
+    ));
+    run(
+        d,
+        &id,
+        "rm /root/fill; echo kept > /root/kept; mkdir -p /srv/x; rm -rf /usr/share/doc",
+    )
+    .await;
+
+    // Survives pause/resume and stop/start.
+    d.pause(&id).await.unwrap();
+    assert_eq!(state_of(d, &id).await, Some(MachineState::Paused));
+    assert!(matches!(
+        d.exec(&id, sh("true")).await,
+        Err(DriverError::InvalidState(_))
+    ));
+    d.pause(&id).await.unwrap();
+    d.resume(&id).await.unwrap();
+    assert_eq!(run(d, &id, "cat /root/kept").await.1, "kept\n");
+    d.stop(&id).await.unwrap();
+    assert_eq!(state_of(d, &id).await, Some(MachineState::Stopped));
+    assert!(matches!(
+        d.exec(&id, sh("true")).await,
+        Err(DriverError::InvalidState(_))
+    ));
+    assert!(matches!(
+        d.pause(&id).await,
+        Err(DriverError::InvalidState(_))
+    ));
+    assert!(d.usage(&id).unwrap().disk_bytes > 0);
+    d.start(&id).await.unwrap();
+    let (_, out, _) = run(
+        d,
+        &id,
+        "cat /root/kept; test -d /srv/x && echo dir; test -e /usr/share/doc || echo deleted",
+    )
+    .await;
+    assert_eq!(out, "kept\ndir\ndeleted\n");
+
+    d.destroy(&id).await.unwrap();
+    assert_eq!(state_of(d, &id).await, None);
+    d.destroy(&id).await.unwrap();
+    assert!(matches!(d.start(&id).await, Err(DriverError::NotFound(_))));
+}
+
+conformance!(checkpoint_and_restore, checkpoint_scenario);
+async fn checkpoint_scenario(b: &Backend) {
+    let d = &*b.driver;
+    let id = started(b).await;
+    run(
+        d,
+        &id,
+        "echo before > /root/before; echo tmp > /tmp/tmpfile",
+    )
+    .await;
+    run(d, &id, "nohup sh -c 'i=0; while true; do i=$((i+1)); echo $i > /run/counter; sleep 0.05; done' >/dev/null 2>&1 & echo $! > /root/loop.pid").await;
+    let c1 = CheckpointId::from_key(1);
+    let info = d.checkpoint(&id, &c1).await.unwrap();
+    assert!(info.size_bytes > 0);
+    // The machine is as it was: running, same processes, same files.
+    assert_eq!(state_of(d, &id).await, Some(MachineState::Running));
+    let (code, _, _) = run(d, &id, "kill -0 $(cat /root/loop.pid)").await;
+    assert_eq!(code, 0, "the loop died at the checkpoint");
+    run(d, &id, "echo after > /root/after; rm /root/before").await;
+
+    d.restore(&id, &c1).await.unwrap();
+    let (_, out, _) = run(d, &id, "cat /root/before /tmp/tmpfile; test -e /root/after && echo after-survived; kill -0 $(cat /root/loop.pid) && echo loop-alive").await;
+    assert_eq!(out, "before\ntmp\nloop-alive\n");
+    let (_, a, _) = run(d, &id, "cat /run/counter").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, b2, _) = run(d, &id, "cat /run/counter").await;
+    assert!(
+        b2.trim().parse::<u64>().unwrap() > a.trim().parse::<u64>().unwrap(),
+        "the loop does not run"
+    );
+
+    // A paused machine stays paused across a checkpoint.
+    d.pause(&id).await.unwrap();
+    let c2 = CheckpointId::from_key(2);
+    d.checkpoint(&id, &c2).await.unwrap();
+    assert_eq!(state_of(d, &id).await, Some(MachineState::Paused));
+    d.resume(&id).await.unwrap();
+
+    // A stopped machine's checkpoint is its disk; restoring it starts the machine.
+    d.stop(&id).await.unwrap();
+    let c3 = CheckpointId::from_key(3);
+    d.checkpoint(&id, &c3).await.unwrap();
+    assert_eq!(state_of(d, &id).await, Some(MachineState::Stopped));
+    d.start(&id).await.unwrap();
+    run(d, &id, "echo later > /root/later").await;
+    d.restore(&id, &c3).await.unwrap();
+    assert_eq!(state_of(d, &id).await, Some(MachineState::Running));
+    assert_eq!(
+        run(d, &id, "cat /root/before; test -e /root/later || echo gone")
+            .await
+            .1,
+        "before\ngone\n"
+    );
+
+    d.delete_checkpoint(&id, &c1).await.unwrap();
+    d.delete_checkpoint(&id, &c1).await.unwrap();
+    assert!(matches!(
+        d.restore(&id, &c1).await,
+        Err(DriverError::NotFound(_))
+    ));
+    d.destroy(&id).await.unwrap();
+}
+
+conformance!(machines_survive_a_restart_of_the_driver, restart_scenario);
+async fn restart_scenario(b: &Backend) {
+    // The suite needs its own mutable backend here.
+    let mut b2 = Backend::open(b.driver.name()).await;
+    let running = started(&b2).await;
+    let stopped = fresh_id();
+    b2.driver.create(&spec(&stopped)).await.unwrap();
+    run(&*b2.driver, &running, "echo persisted > /root/p").await;
+    b2.reopen().await;
+    let d = &*b2.driver;
+    let list = d.list().await.unwrap();
+    assert!(
+        list.iter()
+            .any(|m| m.id == running && m.state == MachineState::Running),
+        "{list:?}"
+    );
+    assert!(
+        list.iter()
+            .any(|m| m.id == stopped && m.state == MachineState::Stopped),
+        "{list:?}"
+    );
+    // The agent is reached again without restarting the machine.
+    assert_eq!(run(d, &running, "cat /root/p").await.1, "persisted\n");
+    for _ in 0..5 {
+        assert_eq!(run(d, &running, "echo ok").await.1, "ok\n");
+    }
+    d.checkpoint(&running, &CheckpointId::from_key(9))
+        .await
+        .unwrap();
+    assert_eq!(run(d, &running, "cat /root/p").await.1, "persisted\n");
+
+    // Disks unmounted behind the driver's back (a reboot) are mounted again on open.
+    d.stop(&running).await.unwrap();
+    b2.driver = vmm_driver::from_config(&b2.config).await.unwrap();
+    cleanup(&b2.config.state_dir);
+    b2.reopen().await;
+    let d = &*b2.driver;
+    assert!(d.usage(&running).unwrap().disk_bytes > 0);
+    d.start(&running).await.unwrap();
+    assert_eq!(run(d, &running, "cat /root/p").await.1, "persisted\n");
+    d.destroy(&running).await.unwrap();
+    d.destroy(&stopped).await.unwrap();
+}
+
+conformance!(usage_is_sampled_cheaply, usage_scenario);
+async fn usage_scenario(b: &Backend) {
+    let d = &*b.driver;
+    let id = started(b).await;
+    let first = d.usage(&id).unwrap();
+    assert!(first.memory_bytes > 0 && first.disk_bytes > 0, "{first:?}");
+    run(d, &id, "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done").await;
+    let busy = d.usage(&id).unwrap();
+    assert!(
+        busy.cpu_ns > first.cpu_ns + 100_000_000,
+        "{first:?} -> {busy:?}"
+    );
+    d.pause(&id).await.unwrap();
+    let p1 = d.usage(&id).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p2 = d.usage(&id).unwrap();
+    assert!(
+        p2.cpu_ns - p1.cpu_ns < 20_000_000,
+        "a paused machine used {} ns",
+        p2.cpu_ns - p1.cpu_ns
+    );
+    d.resume(&id).await.unwrap();
+    let t = Instant::now();
+    for _ in 0..1000 {
+        d.usage(&id).unwrap();
+    }
+    let each = t.elapsed() / 1000;
+    assert!(
+        each < Duration::from_micros(200),
+        "a usage sample took {each:?}"
+    );
+    assert!(matches!(
+        d.usage(&fresh_id()),
+        Err(DriverError::NotFound(_))
+    ));
+    d.destroy(&id).await.unwrap();
+}
+
+conformance!(hostile_machines_are_contained, hostile_scenario);
+async fn hostile_scenario(b: &Backend) {
+    let d = &*b.driver;
+    let calm = started(b).await;
+    let hostile = started(b).await;
+
+    // A CPU spinner with two busy loops gets one CPU's quota.
+    let c0 = d.usage(&hostile).unwrap().cpu_ns;
+    let mut spin =
+        sh("timeout 2 sh -c 'while :; do :; done' & timeout 2 sh -c 'while :; do :; done'; wait");
+    spin.timeout = Some(Duration::from_secs(10));
+    let t = Instant::now();
+    d.exec(&hostile, spin).await.unwrap();
+    let used = d.usage(&hostile).unwrap().cpu_ns - c0;
+    let wall = t.elapsed().as_nanos() as u64;
+    assert!(
+        used < wall * 13 / 10,
+        "1 vCPU used {used} ns in {wall} ns of wall time"
+    );
+    assert_eq!(run(d, &calm, "echo fine").await.1, "fine\n");
+
+    // A fork bomb hits the pids limit; the neighbour is unharmed.
+    let mut bomb = sh("b() { b | b & }; b; sleep 5");
+    bomb.timeout = Some(Duration::from_secs(8));
+    let _ = d.exec(&hostile, bomb).await;
+    assert_eq!(run(d, &calm, "echo fine").await.1, "fine\n");
+    let _ = d.stop(&hostile).await;
+    d.start(&hostile).await.unwrap();
+
+    // A memory hog past its limit is killed; the neighbour is unharmed.
+    let mut hog = sh("head -c 600m /dev/zero | tail > /dev/null; echo survived");
+    hog.timeout = Some(Duration::from_secs(20));
+    let res = d.exec(&hostile, hog).await;
+    if let Ok(out) = &res {
+        assert_ne!(
+            String::from_utf8_lossy(&out.stdout),
+            "survived\n",
+            "a 600 MiB hog survived a 256 MiB limit"
+        );
+    }
+    assert_eq!(run(d, &calm, "echo fine").await.1, "fine\n");
+    assert!(d.usage(&hostile).unwrap().memory_bytes <= 256 << 20);
+    // The hostile machine can be started again.
+    let _ = d.stop(&hostile).await;
+    d.start(&hostile).await.unwrap();
+    assert_eq!(run(d, &hostile, "echo back").await.1, "back\n");
+    d.destroy(&hostile).await.unwrap();
+    d.destroy(&calm).await.unwrap();
+}
+
+#[tokio::test]
+async fn unavailable_backend_names_what_is_missing() {
+    let state = tempfile::tempdir().unwrap();
+    let config = DriverConfig {
+        kind: "gvisor".into(),
+        state_dir: state.path().into(),
+        image_dir: state.path().join("no-images"),
+        agent_path: agent_path(),
+    };
+    let err = vmm_driver::from_config(&config)
+        .await
+        .err()
+        .expect("must fail");
+    assert!(
+        matches!(err, DriverError::Unavailable(_))
+            && err.to_string().contains("corral image build"),
+        "{err}"
+    );
+    let config = DriverConfig {
+        image_dir: image_dir(),
+        agent_path: state.path().join("no-agent"),
+        ..config
+    };
+    let err = vmm_driver::from_config(&config)
+        .await
+        .err()
+        .expect("must fail");
+    assert!(err.to_string().contains("agent"), "{err}");
+    let config = DriverConfig {
+        kind: "vmware".into(),
+        ..config
+    };
+    assert!(matches!(
+        vmm_driver::from_config(&config).await,
+        Err(DriverError::Unavailable(_))
+    ));
 }

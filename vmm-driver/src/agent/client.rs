@@ -99,6 +99,12 @@ impl AgentClient {
         self.inner.closed.load(Ordering::SeqCst)
     }
 
+    /// Closes the stream: the agent sees its end and (unless it is the sandbox's init)
+    /// exits. Requests in flight fail.
+    pub async fn close(&self) {
+        let _ = self.inner.writer.lock().await.shutdown().await;
+    }
+
     fn open(&self) -> Result<(ChanGuard, mpsc::UnboundedReceiver<Frame>)> {
         let chan = self.inner.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();

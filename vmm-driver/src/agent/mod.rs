@@ -8,7 +8,6 @@
 
 pub mod client;
 mod exec;
-mod fdio;
 mod files;
 pub mod proto;
 mod server;
@@ -52,7 +51,7 @@ pub async fn run_stdio() -> std::io::Result<()> {
         }
         (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w))
     };
-    let result = server::serve(fdio::FdStream::new(r)?, fdio::FdStream::new(w)?).await;
+    let result = server::serve(std::fs::File::from(r), std::fs::File::from(w)).await;
     if std::process::id() == 1 {
         if let Err(e) = &result {
             eprintln!("corral agent: driver stream: {e}");

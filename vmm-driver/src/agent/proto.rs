@@ -128,13 +128,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Opti
         }
         got += n;
     }
-    let len = u32::from_le_bytes(header[0..4].try_into().unwrap_or_default()) as usize;
-    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    if len > MAX_PAYLOAD {
-        return Err(bad(format!("frame of {len} bytes is too large")));
-    }
-    let kind = Kind::from_u8(header[4]).ok_or_else(|| bad(format!("frame kind {}", header[4])))?;
-    let chan = u32::from_le_bytes(header[5..9].try_into().unwrap_or_default());
+    let (len, kind, chan) = parse_header(&header)?;
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload).await?;
     Ok(Some(Frame {
@@ -142,6 +136,40 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Opti
         chan,
         payload,
     }))
+}
+
+/// Reads one frame from a blocking reader; `None` at a clean end of stream.
+pub fn read_frame_sync<R: std::io::Read>(r: &mut R) -> std::io::Result<Option<Frame>> {
+    let mut header = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        match r.read(&mut header[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let (len, kind, chan) = parse_header(&header)?;
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload)?;
+    Ok(Some(Frame {
+        kind,
+        chan,
+        payload,
+    }))
+}
+
+fn parse_header(header: &[u8; HEADER_LEN]) -> std::io::Result<(usize, Kind, u32)> {
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    if len > MAX_PAYLOAD {
+        return Err(bad(format!("frame of {len} bytes is too large")));
+    }
+    let kind = Kind::from_u8(header[4]).ok_or_else(|| bad(format!("frame kind {}", header[4])))?;
+    let chan = u32::from_le_bytes([header[5], header[6], header[7], header[8]]);
+    Ok((len, kind, chan))
 }
 
 /// A command to start, as the agent receives it.

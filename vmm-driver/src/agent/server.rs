@@ -1,23 +1,71 @@
 //! The agent's side of the stream: reads frames, starts commands and file transfers, and
-//! writes their frames back through one writer task.
+//! writes their frames back.
+//!
+//! The stream is read and written by two plain threads with blocking calls, not through
+//! epoll: after `runsc restore` hands the sandbox a new host socket, a blocked read or
+//! write carries on against it, while an epoll registration made before the checkpoint
+//! never fires again.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::proto::{read_frame, Frame, Kind};
+use super::proto::{read_frame_sync, Frame, Kind};
 use super::{exec, files};
 
-/// Serves requests until the driver closes the stream.
-pub async fn serve<R, W>(mut r: R, mut w: W) -> std::io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin + Send + 'static,
-{
+/// A blocking view of the stream that also copes with `EAGAIN` (gVisor may hand the
+/// socket in non-blocking): it then polls, with a timeout so that a lost wake-up (around
+/// a restore) costs at most that long.
+struct Stream(std::fs::File);
+
+impl Stream {
+    fn wait(&self, events: libc::c_short) {
+        let mut pfd = libc::pollfd {
+            fd: self.0.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd we own.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait(libc::POLLIN),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        loop {
+            match self.0.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait(libc::POLLOUT),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serves requests from `input` until the driver closes it, replying on `output`.
+pub async fn serve(input: std::fs::File, output: std::fs::File) -> std::io::Result<()> {
+    let (input, mut output) = (Stream(input), Stream(output));
     let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let writer = tokio::spawn(async move {
-        while let Some(mut buf) = out_rx.recv().await {
+    let writer = std::thread::spawn(move || {
+        while let Some(mut buf) = out_rx.blocking_recv() {
             // Coalesce whatever else is queued into one write.
             while buf.len() < (1 << 20) {
                 match out_rx.try_recv() {
@@ -25,8 +73,27 @@ where
                     Err(_) => break,
                 }
             }
-            if w.write_all(&buf).await.is_err() {
+            if let Err(e) = output.write_all(&buf) {
+                eprintln!("corral agent: writing to the driver: {e}");
                 return;
+            }
+        }
+    });
+    let (in_tx, mut frames) = mpsc::unbounded_channel::<std::io::Result<Frame>>();
+    std::thread::spawn(move || {
+        let mut input = input;
+        loop {
+            match read_frame_sync(&mut input) {
+                Ok(Some(frame)) => {
+                    if in_tx.send(Ok(frame)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = in_tx.send(Err(e));
+                    return;
+                }
             }
         }
     });
@@ -34,10 +101,10 @@ where
     let mut chans: HashMap<u32, mpsc::UnboundedSender<Frame>> = HashMap::new();
     let mut seen = 0u32;
     let result = loop {
-        let frame = match read_frame(&mut r).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
+        let frame = match frames.recv().await {
+            Some(Ok(frame)) => frame,
+            None => break Ok(()),
+            Some(Err(e)) => break Err(e),
         };
         let chan = frame.chan;
         match frame.kind {
@@ -74,13 +141,13 @@ where
             }
         }
         seen = seen.wrapping_add(1);
-        if seen % 256 == 0 {
+        if seen.is_multiple_of(256) {
             chans.retain(|_, tx| !tx.is_closed());
         }
     };
     // Dropping the control channels kills the commands still running.
     drop(chans);
     drop(out);
-    let _ = writer.await;
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     result
 }

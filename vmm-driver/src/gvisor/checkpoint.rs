@@ -7,10 +7,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{error, instrument};
 
-use super::lifecycle::{launch, teardown, unmount};
+use super::lifecycle::{launch, teardown, unmount, INIT_SERVES};
 use super::machine::Machine;
 use super::{disk, Gvisor};
 use crate::{CheckpointId, CheckpointInfo, DriverError, MachineState, Result};
@@ -54,6 +55,19 @@ impl Gvisor {
             rt.state = MachineState::Running;
         }
         if was != MachineState::Stopped {
+            // A second agent's host socket cannot be restored: let it exit first.
+            if let Some(mut side) = rt.side.take() {
+                if let Some(agent) = rt.agent.take() {
+                    agent.close().await;
+                }
+                let exited = tokio::time::timeout(Duration::from_secs(2), side.wait()).await;
+                if exited.is_err() {
+                    let _ = side.kill().await;
+                }
+            }
+            if rt.init_serves {
+                std::fs::write(tmp.join(INIT_SERVES), b"").map_err(io("marking the checkpoint"))?;
+            }
             if let Err(e) = self.runsc.checkpoint(&m.id, &tmp.join("state")).await {
                 let _ = std::fs::remove_dir_all(&tmp);
                 return Err(e);

@@ -66,6 +66,15 @@ fn validate(spec: &MachineSpec) -> Result<()> {
     Ok(())
 }
 
+/// The marker a checkpoint holds when the sandbox's init served the agent stream.
+pub(super) const INIT_SERVES: &str = "init-serves";
+
+fn init_served(image: &Path) -> bool {
+    image
+        .parent()
+        .is_some_and(|dir| dir.join(INIT_SERVES).exists())
+}
+
 /// Mounts the disk image and the overlay root (each only if not mounted).
 pub(super) async fn mount(paths: &Paths, meta: &Meta) -> Result<()> {
     disk::mount_image(&paths.image(), &paths.disk()).await?;
@@ -103,7 +112,11 @@ pub(super) async fn launch(
         };
         match res {
             Ok(()) => {
-                rt.agent = Some(AgentClient::new(host));
+                // A restored init serves the new stream only if it served one when the
+                // checkpoint was taken.
+                rt.init_serves = image.is_none_or(init_served);
+                rt.agent = rt.init_serves.then(|| AgentClient::new(host));
+                rt.side = None;
                 rt.state = MachineState::Running;
                 m.reopen_usage(true);
                 return Ok(());
@@ -321,16 +334,14 @@ impl Gvisor {
         if let Some(agent) = rt.agent.as_ref().filter(|a| !a.is_closed()) {
             return Ok(agent.clone());
         }
-        if self.runsc.exists(&m.id).await? == Some(MachineState::Running) {
+        if !rt.init_serves && self.runsc.exists(&m.id).await? == Some(MachineState::Running) {
             let (host, guest) = socket_pair()?;
             let stdio = Stdio3 {
                 io: guest,
                 log: open_log(&m.paths.log())?,
             };
             let argv = [bundle::AGENT_IN_MACHINE, "agent"];
-            self.runsc
-                .exec_detached(&m.id, &argv, stdio, &m.paths.log())
-                .await?;
+            rt.side = Some(self.runsc.exec_attached(&m.id, &argv, stdio)?);
             let agent = AgentClient::new(host);
             rt.agent = Some(agent.clone());
             return Ok(agent);

@@ -92,6 +92,12 @@ pub struct Runtime {
     pub state: MachineState,
     /// The agent connection while running.
     pub agent: Option<AgentClient>,
+    /// Whether the sandbox's init (the first agent) serves `agent`. It does not after a
+    /// restart of the driver (its stream went with the old process); a second agent is
+    /// then started beside it with `runsc exec`, held in `side`.
+    pub init_serves: bool,
+    /// The `runsc exec` process of a second agent.
+    pub side: Option<tokio::process::Child>,
     /// Set once destroyed, so a caller that still holds the machine gets `NotFound`.
     pub destroyed: bool,
 }
@@ -121,6 +127,8 @@ impl Machine {
             rt: Arc::new(tokio::sync::Mutex::new(Runtime {
                 state,
                 agent: None,
+                init_serves: false,
+                side: None,
                 destroyed: false,
             })),
             usage: std::sync::Mutex::new(usage),

@@ -141,18 +141,30 @@ impl Runsc {
             .await
     }
 
-    /// `runsc exec --detach`: starts another process (a fresh agent) in the sandbox.
-    pub async fn exec_detached(
+    /// `runsc exec`: starts another process (a fresh agent) in the sandbox. The runsc
+    /// process stays beside it until it exits (it is reaped by tokio when it does):
+    /// `exec --detach` is broken in this runsc (its helper takes `--pid-file` as an
+    /// argument of the command and the parent waits for a file that never appears).
+    pub fn exec_attached(
         &self,
         id: &MachineId,
         argv: &[&str],
         stdio: Stdio3,
-        log: &Path,
-    ) -> Result<()> {
+    ) -> Result<tokio::process::Child> {
+        let what = || format!("starting an agent in {id}");
+        let io2 = stdio
+            .io
+            .try_clone()
+            .map_err(|e| DriverError::backend(what(), e))?;
         let mut cmd = self.command();
-        cmd.arg("exec").arg("--detach").arg(id.as_str()).args(argv);
-        self.detached(cmd, stdio, log, format!("starting an agent in {id}"))
-            .await
+        cmd.arg("exec")
+            .arg(id.as_str())
+            .args(argv)
+            .stdin(Stdio::from(stdio.io))
+            .stdout(Stdio::from(io2))
+            .stderr(Stdio::from(stdio.log))
+            .kill_on_drop(false);
+        cmd.spawn().map_err(|e| DriverError::backend(what(), e))
     }
 
     /// `runsc pause`.
