@@ -1,0 +1,70 @@
+// The budget card: this period's cap, spend, reservation, what is left and the burn,
+// and the form that sets the monthly cap, the alert thresholds and the alert e-mail.
+
+import { api } from "./api.js";
+import { $, clearError, onSubmit, showError, when } from "./dom.js";
+import { dollarsText, formatUsd, parseUsd } from "./money.js";
+
+// The form is filled from the server once, then left to the person typing in it.
+let formFilled = false;
+
+function render(budget) {
+  const badge = $("budget-state");
+  badge.textContent = budget.state;
+  badge.className = `badge ${budget.state}`;
+  $("budget-period").textContent =
+    `This period: ${when(budget.period_start)} to ${when(budget.period_end)}`;
+  $("budget-cap").textContent = budget.cap_nanos === null ? "No cap" : formatUsd(budget.cap_nanos);
+  $("budget-spent").textContent = formatUsd(budget.spent_nanos);
+  $("budget-reserved").textContent = formatUsd(budget.storage_reserved_nanos);
+  $("budget-available").textContent =
+    budget.available_nanos === null ? "Unlimited" : formatUsd(budget.available_nanos);
+  $("budget-burn").textContent =
+    `${formatUsd(budget.burn_nanos_per_s)}/s · ${formatUsd(budget.burn_nanos_per_s * 3600n)}/h`;
+  if (!formFilled) {
+    $("budget-cap-input").value = dollarsText(budget.cap_nanos);
+    $("budget-thresholds").value = budget.thresholds_pct.join(", ");
+    $("budget-email").value = budget.alert_email;
+    formFilled = true;
+  }
+}
+
+/** Reads the thresholds field: whole percentages separated by commas. */
+function thresholds(text) {
+  const parts = text.split(",").map((part) => part.trim().replace(/%$/, "")).filter(Boolean);
+  for (const part of parts) {
+    if (!/^\d+$/.test(part)) {
+      throw new Error(`Alert thresholds are whole percentages such as 50, 80, 100; "${part}" is not one.`);
+    }
+  }
+  return parts.map(Number);
+}
+
+/** Loads and shows the budget. */
+export async function load() {
+  try {
+    render(await api("GET", "/v1/budget"));
+    clearError("budget-load-error");
+  } catch (error) {
+    showError("budget-load-error", error);
+  }
+}
+
+/** Forgets what was shown, for the next person to log in. */
+export function reset() {
+  formFilled = false;
+}
+
+onSubmit("budget-form", "budget-error", async () => {
+  $("budget-saved").hidden = true;
+  const change = {
+    thresholds_pct: thresholds($("budget-thresholds").value),
+    alert_email: $("budget-email").value.trim(),
+  };
+  const cap = $("budget-cap-input").value.trim();
+  if (cap !== "") change.cap_nanos = parseUsd(cap);
+  const budget = await api("PUT", "/v1/budget", change);
+  formFilled = false;
+  render(budget);
+  $("budget-saved").hidden = false;
+});

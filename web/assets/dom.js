@@ -1,0 +1,77 @@
+// Small DOM helpers shared by the dashboard's parts. Text is always set with
+// textContent, never parsed as HTML, so nothing the API returns can inject markup.
+
+/** The element with this id. */
+export const $ = (id) => document.getElementById(id);
+
+/** A new element with text and a class. */
+export function el(tag, text = "", className = "") {
+  const node = document.createElement(tag);
+  if (text) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+/** A table row of cells; a cell is text or an element. */
+export function row(cells) {
+  const tr = document.createElement("tr");
+  for (const cell of cells) {
+    const td = document.createElement("td");
+    if (cell instanceof Node) td.append(cell);
+    else td.textContent = cell;
+    tr.append(td);
+  }
+  return tr;
+}
+
+/** A small button that runs `action` when clicked. */
+export function button(label, action, className = "quiet") {
+  const b = el("button", label, className);
+  b.type = "button";
+  b.addEventListener("click", action);
+  return b;
+}
+
+/** Shows an error's message in the paragraph `id`. */
+export function showError(id, error) {
+  const p = $(id);
+  p.textContent = error instanceof Error ? error.message : String(error);
+  p.hidden = false;
+}
+
+/** Hides the paragraph `id`. */
+export function clearError(id) {
+  const p = $(id);
+  p.textContent = "";
+  p.hidden = true;
+}
+
+/**
+ * Handles a form's submit: no page load, the button disabled while `work` runs, and a
+ * failure's message shown in the paragraph `errorId` beside the form.
+ */
+export function onSubmit(formId, errorId, work) {
+  const form = $(formId);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearError(errorId);
+    const submit = form.querySelector("button[type=submit]");
+    submit.disabled = true;
+    try {
+      await work(form);
+    } catch (error) {
+      showError(errorId, error);
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
+/** An RFC 3339 time as a short local date and time. */
+export function when(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime())
+    ? iso
+    : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}

@@ -1,0 +1,81 @@
+// The sprites card: the list with state, pause reason and cost, a create form, and
+// pause, resume and delete buttons on each row.
+
+import { api } from "./api.js";
+import { $, button, clearError, el, onSubmit, row, showError } from "./dom.js";
+import { formatUsd } from "./money.js";
+
+function stateCell(sprite) {
+  const text = sprite.pause_reason ? `${sprite.state} (${sprite.pause_reason})` : sprite.state;
+  return el("span", text, `badge ${sprite.state}`);
+}
+
+/** Runs a row's action, then reloads; a refusal shows under the list. */
+async function act(work) {
+  clearError("sprite-list-error");
+  try {
+    await work();
+  } catch (error) {
+    showError("sprite-list-error", error);
+    return;
+  }
+  await load();
+}
+
+function actions(sprite) {
+  const path = `/v1/sprites/${encodeURIComponent(sprite.name)}`;
+  const cell = el("span", "", "actions");
+  if (sprite.state === "running") {
+    cell.append(button("Pause", () => act(() => api("POST", `${path}/pause`))));
+  } else if (sprite.state === "paused") {
+    cell.append(button("Resume", () => act(() => api("POST", `${path}/resume`))));
+  }
+  cell.append(
+    button("Delete", () => {
+      if (confirm(`Delete ${sprite.name} with its disk and checkpoints?`)) {
+        act(() => api("DELETE", path));
+      }
+    }, "quiet danger"),
+  );
+  return cell;
+}
+
+function render(sprites) {
+  const body = $("sprite-rows");
+  body.replaceChildren(
+    ...sprites.map((sprite) => {
+      const tr = row([
+        el("span", sprite.name, "mono"),
+        stateCell(sprite),
+        `${sprite.cpus} vCPU · ${sprite.memory_mb} MB`,
+        formatUsd(sprite.cost_nanos),
+        actions(sprite),
+      ]);
+      tr.children[3].className = "num";
+      tr.dataset.name = sprite.name;
+      return tr;
+    }),
+  );
+  $("sprite-empty").hidden = sprites.length > 0;
+}
+
+/** Loads and shows the sprites. */
+export async function load() {
+  try {
+    render((await api("GET", "/v1/sprites")).sprites);
+    clearError("sprite-list-error");
+  } catch (error) {
+    showError("sprite-list-error", error);
+  }
+}
+
+onSubmit("sprite-form", "sprite-error", async (form) => {
+  const body = { name: $("sprite-name").value.trim() };
+  const cpus = $("sprite-cpus").value.trim();
+  const memory = $("sprite-memory").value.trim();
+  if (cpus !== "") body.cpus = Number(cpus);
+  if (memory !== "") body.memory_mb = Number(memory);
+  await api("POST", "/v1/sprites", body);
+  form.reset();
+  await load();
+});
