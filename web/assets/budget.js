@@ -2,7 +2,7 @@
 // and the form that sets the monthly cap, the alert thresholds and the alert e-mail.
 
 import { api } from "./api.js";
-import { $, clearError, onSubmit, showError, when } from "./dom.js";
+import { $, clearError, el, onSubmit, showError, when } from "./dom.js";
 import { dollarsText, formatUsd, parseUsd } from "./money.js";
 
 // The form is filled from the server once, then left to the person typing in it.
@@ -19,8 +19,10 @@ function render(budget) {
   $("budget-reserved").textContent = formatUsd(budget.storage_reserved_nanos);
   $("budget-available").textContent =
     budget.available_nanos === null ? "Unlimited" : formatUsd(budget.available_nanos);
-  $("budget-burn").textContent =
-    `${formatUsd(budget.burn_nanos_per_s)}/s · ${formatUsd(budget.burn_nanos_per_s * 3600n)}/h`;
+  $("budget-burn").replaceChildren(
+    `${formatUsd(budget.burn_nanos_per_s)}/s`,
+    el("span", `${formatUsd(budget.burn_nanos_per_s * 3600n)} an hour`, "per"),
+  );
   if (!formFilled) {
     $("budget-cap-input").value = dollarsText(budget.cap_nanos);
     $("budget-thresholds").value = budget.thresholds_pct.join(", ");
