@@ -101,6 +101,8 @@ struct User {
     home: tempfile::TempDir,
     url: String,
     xdg: bool,
+    /// The server's log, quoted when a run fails.
+    log: PathBuf,
 }
 
 impl User {
@@ -109,7 +111,16 @@ impl User {
             home: tempfile::tempdir().expect("home"),
             url: server.url.clone(),
             xdg: true,
+            log: server.data_dir.path().join("server.log"),
         }
+    }
+
+    /// The end of the server's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+        format!("\n--- server log (end) ---\n{tail}")
     }
 
     fn config_file(&self) -> PathBuf {
@@ -167,7 +178,10 @@ impl User {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("corral {args:?} did not finish in {RUN_TIMEOUT:?}");
+                panic!(
+                    "corral {args:?} did not finish in {RUN_TIMEOUT:?}{}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
@@ -185,7 +199,12 @@ impl User {
     /// Runs and expects success; returns stdout.
     fn ok(&self, args: &[&str]) -> String {
         let run = self.run(args);
-        assert_eq!(run.code, 0, "corral {args:?} failed: {run:?}");
+        assert_eq!(
+            run.code,
+            0,
+            "corral {args:?} failed: {run:?}{}",
+            self.log_tail()
+        );
         run.stdout
     }
 
