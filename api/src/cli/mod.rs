@@ -25,13 +25,21 @@ use crate::config::Config;
 
 /// Corral: sandbox sprites with hard spend caps.
 #[derive(Parser)]
-#[command(name = "corral", version)]
+#[command(name = "corral", version, after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
     #[command(subcommand)]
     command: Command,
 }
+
+const AFTER_HELP: &str = "\
+`login` and `signup` keep the server's URL and the session token in
+$XDG_CONFIG_HOME/corral/config.toml (else ~/.config/corral/config.toml), readable by
+you only; --url/CORRAL_URL and --token/CORRAL_TOKEN override them.
+
+A failure prints one line, `error: <code>: <detail>`, and exits 1 (2 for a mistake in
+the command line); `exec` and `console` exit with the command's own code.";
 
 /// Options every client command takes.
 #[derive(Args, Clone)]
