@@ -71,9 +71,7 @@ async fn start_server(data_dir: &Path) -> (Killed, String) {
 }
 
 /// Starts chromedriver on a free port and a headless Chromium session through it.
-async fn start_browser(profile: &Path) -> (Killed, Client) {
-    let chromium = program("chromium");
-    let chromedriver = program("chromedriver");
+async fn start_browser(chromium: &Path, chromedriver: &Path, profile: &Path) -> (Killed, Client) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -163,6 +161,15 @@ impl Page<'_> {
         Ok(())
     }
 
+    async fn gone_from_view(&self, css: &str) -> Result<()> {
+        let deadline = Instant::now() + WAIT;
+        while self.0.find(Locator::Css(css)).await?.is_displayed().await? {
+            ensure!(Instant::now() < deadline, "{css} is still shown");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     async fn fill(&self, css: &str, text: &str) -> Result<()> {
         let input = self.displayed(css).await?;
         input.clear().await?;
@@ -170,9 +177,19 @@ impl Page<'_> {
         Ok(())
     }
 
+    /// Clicks `css`, again if the element was replaced between finding and clicking.
     async fn click(&self, css: &str) -> Result<()> {
-        self.displayed(css).await?.click().await?;
-        Ok(())
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.displayed(css).await?.click().await {
+                Ok(()) => return Ok(()),
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("clicking {css} again: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 }
 
@@ -190,10 +207,12 @@ async fn call(method: reqwest::Method, url: &str, token: &str, body: Option<Valu
 
 #[tokio::test]
 async fn a_tenant_signs_up_sets_a_cap_and_mints_a_token_in_a_real_browser() {
+    // Fail at once, saying how to install them, when the browser or its driver is missing.
+    let (chromium, chromedriver) = (program("chromium"), program("chromedriver"));
     let data_dir = tempfile::tempdir().expect("temp dir");
     let profile = tempfile::tempdir().expect("temp dir");
     let (server, url) = start_server(data_dir.path()).await;
-    let (_driver, client) = start_browser(profile.path()).await;
+    let (_driver, client) = start_browser(&chromium, &chromedriver, profile.path()).await;
     let outcome = scenario(&client, &url).await;
     if outcome.is_err() {
         if let Ok(png) = client.screenshot().await {
@@ -372,8 +391,27 @@ async fn start_sprite(client: &Client, url: &str) -> Result<Option<String>> {
     page.fill("#sprite-name", "web-test").await?;
     page.click("#sprite-form button[type=submit]").await?;
     let row = "#sprite-rows tr[data-name='web-test']";
-    page.text_where(&format!("{row} .badge"), |t| t == "running")
+    let badge = format!("{row} .badge");
+    page.text_where(&badge, |t| t == "running").await?;
+
+    // A cap of zero pauses it; resuming is refused, in the server's words, until the cap
+    // is raised again.
+    page.fill("#budget-cap-input", "0").await?;
+    page.click("#budget-form button[type=submit]").await?;
+    page.text_where(&badge, |t| t == "paused (budget)").await?;
+    page.click("#budget-resume").await?;
+    let refused = page
+        .text_where("#budget-resume-error", |t| !t.is_empty())
         .await?;
+    ensure!(refused.starts_with("web-test: "), "{refused}");
+    page.fill("#budget-cap-input", "123456789.123456789")
+        .await?;
+    page.click("#budget-form button[type=submit]").await?;
+    page.displayed("#budget-saved").await?;
+    page.click("#budget-resume").await?;
+    page.text_where(&badge, |t| t == "running").await?;
+    page.gone_from_view("#budget-paused").await?;
+
     page.click(&format!("{row} button")).await?; // Pause
     page.text_where(&format!("{row} .badge"), |t| t == "paused (user)")
         .await?;

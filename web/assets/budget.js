@@ -4,6 +4,7 @@
 import { api } from "./api.js";
 import { $, clearError, el, onSubmit, showError, when } from "./dom.js";
 import { dollarsText, formatUsd, parseUsd } from "./money.js";
+import * as sprites from "./sprites.js";
 
 // The form is filled from the server once, then left to the person typing in it.
 let formFilled = false;
@@ -12,8 +13,17 @@ function render(budget) {
   const badge = $("budget-state");
   badge.textContent = budget.state;
   badge.className = `badge ${budget.state}`;
+  // Only a moment inside this period is news; past its end the cap simply lasts.
+  const runsOut =
+    budget.exhausts_at && new Date(budget.exhausts_at) < new Date(budget.period_end)
+      ? ` At this burn the cap is reached ${when(budget.exhausts_at)}.`
+      : "";
   $("budget-period").textContent =
-    `This period: ${when(budget.period_start)} to ${when(budget.period_end)}`;
+    `This period: ${when(budget.period_start)} to ${when(budget.period_end)}.${runsOut}`;
+  const paused = budget.paused_for_budget;
+  $("budget-paused").hidden = !paused;
+  $("budget-paused-text").textContent =
+    `${paused} sprite${paused === 1 ? " is" : "s are"} paused because the cap was reached.`;
   $("budget-cap").textContent = budget.cap_nanos === null ? "No cap" : formatUsd(budget.cap_nanos);
   $("budget-spent").textContent = formatUsd(budget.spent_nanos);
   $("budget-reserved").textContent = formatUsd(budget.storage_reserved_nanos);
@@ -56,6 +66,21 @@ export async function load() {
 export function reset() {
   formFilled = false;
 }
+
+$("budget-resume").addEventListener("click", async () => {
+  clearError("budget-resume-error");
+  try {
+    const budget = await api("PUT", "/v1/budget", { resume_paused: true });
+    render(budget);
+    const still = budget.still_paused || [];
+    if (still.length) {
+      showError("budget-resume-error", still.map((s) => `${s.sprite}: ${s.detail}`).join(" "));
+    }
+  } catch (error) {
+    showError("budget-resume-error", error);
+  }
+  await sprites.load();
+});
 
 onSubmit("budget-form", "budget-error", async () => {
   $("budget-saved").hidden = true;

@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { $, button, clearError, el, onSubmit, row, showError } from "./dom.js";
-import { formatUsd } from "./money.js";
+import { formatUsd, toJson } from "./money.js";
 
 function stateCell(sprite) {
   const text = sprite.pause_reason ? `${sprite.state} (${sprite.pause_reason})` : sprite.state;
@@ -40,7 +40,14 @@ function actions(sprite) {
   return cell;
 }
 
+// What the table shows now: rows are rebuilt only when it changes, so a refresh never
+// swaps a button out from under a click.
+let shown = "";
+
 function render(sprites) {
+  const signature = toJson(sprites);
+  if (signature === shown) return;
+  shown = signature;
   const body = $("sprite-rows");
   body.replaceChildren(
     ...sprites.map((sprite) => {

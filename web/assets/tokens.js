@@ -3,10 +3,11 @@
 
 import { api } from "./api.js";
 import { $, button, clearError, el, onSubmit, row, showError, when } from "./dom.js";
-import { formatUsd, parseUsd } from "./money.js";
+import { formatUsd, parseUsd, toJson } from "./money.js";
 
 function status(token) {
   if (token.revoked) return el("span", "revoked", "badge revoked");
+  if (new Date(token.expires_at) < new Date()) return el("span", "expired", "badge revoked");
   return button("Revoke", async () => {
     if (!confirm(`Revoke ${token.name}? Tokens minted with it stop working too.`)) return;
     clearError("token-list-error");
@@ -20,7 +21,13 @@ function status(token) {
   }, "quiet danger");
 }
 
+// What the table shows now: rows are rebuilt only when it changes (see sprites.js).
+let shown = "";
+
 function render(tokens) {
+  const signature = toJson(tokens);
+  if (signature === shown) return;
+  shown = signature;
   $("token-rows").replaceChildren(
     ...tokens.map((token) => {
       const tr = row([
@@ -53,6 +60,7 @@ export async function load() {
 
 /** Hides a shown secret, for the next person to log in. */
 export function reset() {
+  shown = "";
   $("token-secret").textContent = "";
   $("token-secret-box").hidden = true;
 }
