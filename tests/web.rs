@@ -2,6 +2,7 @@
 //! against the real `corral` binary: sign up, see the dashboard, set the cap, mint a
 //! token, run a sprite, and see the server's own words when an input is refused.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -72,25 +73,33 @@ async fn start_server(data_dir: &Path) -> (Killed, String) {
 
 /// Starts chromedriver on a free port and a headless Chromium session through it.
 async fn start_browser(chromium: &Path, chromedriver: &Path, profile: &Path) -> (Killed, Client) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let driver = Killed(
-        Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver"),
-    );
+    // Port 0: chromedriver picks a free port and says which on its standard output.
+    let mut child = Command::new(chromedriver)
+        .arg("--port=0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let stdout = child.stdout.take().expect("chromedriver's stdout");
+    let driver = Killed(child);
+    let (port_tx, port_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut port_tx = Some(port_tx);
+        // Read to the end, so that chromedriver never blocks on a full pipe.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(port) = line.split("started successfully on port ").nth(1) {
+                if let Some(tx) = port_tx.take() {
+                    let _ = tx.send(port.trim_end_matches('.').to_string());
+                }
+            }
+        }
+    });
+    let port = tokio::time::timeout(Duration::from_secs(20), port_rx)
+        .await
+        .expect("chromedriver did not say its port in 20 s")
+        .expect("chromedriver exited before saying its port");
     let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{url}/status")).await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let args = [
         "--headless",
         "--no-sandbox",

@@ -4,6 +4,8 @@
 //! carries a strict Content-Security-Policy: scripts, styles and API calls come only
 //! from this origin, and nothing inline runs.
 
+#![warn(missing_docs)]
+
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
