@@ -35,6 +35,8 @@ impl Server {
             .env("CORRAL_LISTEN", "127.0.0.1:0")
             .env("CORRAL_IMAGE_DIR", image_dir)
             .env("CORRAL_AGENT_PATH", BIN)
+            // The budget test reads this cap back as $100.00.
+            .env("CORRAL_DEFAULT_CAP_NANOS", "100000000000")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
