@@ -18,6 +18,7 @@ use crate::scope::{sprite_scopes, token_chain, Scope};
 use crate::tick::{self, TickConfig};
 use crate::Error;
 
+mod pausing;
 mod scopes;
 use scopes::ScopeMemory;
 
@@ -100,6 +101,8 @@ pub struct Meter {
     metrics: Arc<MeterMetrics>,
     last_tick_ms: Option<i64>,
     scopes: ScopeMemory,
+    /// Sprites the last tick asked to pause, and what they may still be billed (ms).
+    pausing: HashMap<i64, i64>,
 }
 
 /// Unix milliseconds now.
@@ -119,6 +122,7 @@ impl Meter {
             metrics: Arc::default(),
             last_tick_ms: None,
             scopes: ScopeMemory::default(),
+            pausing: HashMap::new(),
         }
     }
 
@@ -221,9 +225,17 @@ impl Meter {
                 .filter(|(s, _)| known.contains(&s.sprite_id))
                 .unzip();
         }
-        let (fleet, samples) = (fleet.as_slice(), samples.as_slice());
         let ids: Vec<i64> = fleet.iter().map(|s| s.sprite_id).collect();
         let baselines = db::baselines(&mut tx, &ids).await?;
+        let (real, cut) = pausing::limit(
+            &fleet,
+            &mut samples,
+            &self.pausing,
+            &baselines,
+            now_ms,
+            cfg.window_ms,
+        );
+        let (fleet, samples) = (fleet.as_slice(), samples.as_slice());
         let rows = db::minute_rows(&mut tx, minute).await?;
         let tenant_ids: Vec<&str> = unique(fleet.iter().map(|s| s.tenant_id.as_str()));
         let tenants = db::tenants(&mut tx, &tenant_ids).await?;
@@ -234,7 +246,7 @@ impl Meter {
         // Each (tenant, creator) pair's scopes, and the tenant each token belongs to.
         let mut chains: HashMap<(&str, Option<&str>), Vec<Scope>> = HashMap::new();
         let mut token_tenant: HashMap<Scope, &str> = HashMap::new();
-        let plan = tick::plan(
+        let mut plan = tick::plan(
             &cfg,
             now_ms,
             period,
@@ -269,6 +281,7 @@ impl Meter {
             })
             .collect();
         db::write_rows(&mut tx, minute, &row_writes).await?;
+        pausing::restore(&mut plan.updates, &real);
         db::write_baselines(&mut tx, tick_id, &plan.updates).await?;
 
         // Spend per scope: this tick's scopes, and those that just lost their sprites.
@@ -308,6 +321,14 @@ impl Meter {
         self.scopes
             .commit(decision.pending, key_set, now_ms, period);
         self.last_tick_ms = Some(now_ms);
+        self.pausing = pausing::allowances(
+            &decision.pause,
+            &self.pausing,
+            &baselines,
+            now_ms,
+            cfg.window_ms,
+            cfg.tick_ms,
+        );
         let report = TickReport {
             tick_id: Some(tick_id),
             sprites: fleet.len(),
@@ -323,7 +344,7 @@ impl Meter {
         m.scopes_enforced
             .fetch_add(report.enforced.len() as u64, Relaxed);
         m.alerts_queued.fetch_add(queued as u64, Relaxed);
-        m.clamped_samples.fetch_add(plan.clamped, Relaxed);
+        m.clamped_samples.fetch_add(plan.clamped + cut, Relaxed);
         let pause = decision.pause;
         Ok(Some((report, pause)))
     }

@@ -88,13 +88,13 @@ pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(3 * TICK_MS as u64)).await;
 }
 
-/// Creates a one-vCPU sprite, stores 32 MB on its disk and starts `yes` spinning in it.
+/// Creates a one-vCPU sprite, stores 16 MB on its disk and starts `yes` spinning in it.
 pub async fn spin(app: &App, token: &str, name: &str) {
     let created = expect_status(
         app.post(
             "/v1/sprites",
             token,
-            json!({"name": name, "cpus": 1, "memory_mb": 128, "disk_mb": 256, "idle_timeout_s": 0}),
+            json!({"name": name, "cpus": 1, "memory_mb": 512, "disk_mb": 256, "idle_timeout_s": 0}),
         )
         .await,
         201,
@@ -105,7 +105,7 @@ pub async fn spin(app: &App, token: &str, name: &str) {
         app.post(
             &format!("/v1/sprites/{name}/exec"),
             token,
-            json!({"cmd": ["sh", "-c", "dd if=/dev/zero of=/root/ballast bs=1M count=32 2>/dev/null && sync && (nohup yes >/dev/null 2>&1 &)"]}),
+            json!({"cmd": ["sh", "-c", "dd if=/dev/zero of=/root/ballast bs=1M count=16 2>/dev/null && sync && (nohup yes >/dev/null 2>&1 &)"]}),
         )
         .await,
         200,

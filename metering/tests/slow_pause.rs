@@ -1,0 +1,68 @@
+//! A budget pause slower than the declared pause latency (a loaded host) must not let
+//! billing pass the cap: the tick after the pause bills only what the rule reserved.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{db, sprite, t0, tenant};
+use corral_metering::db as mdb;
+use corral_metering::recorded::RecordedFleet;
+use corral_metering::{Meter, MeterConfig, Nanos, Period, Prices, Sample, Scope};
+
+#[tokio::test]
+async fn a_pause_slower_than_declared_is_never_billed_past_the_cap() {
+    for pause_ms in [1_000, 1_500, 3_000, 10_000] {
+        for cap in [19_000_000, 20_500_000, 21_999_999] {
+            let (_dir, pool) = db().await;
+            tenant(&pool, "t1", Some(cap)).await;
+            let fleet = Arc::new(RecordedFleet::default());
+            fleet.insert(sprite(&pool, 1, "t1", None).await);
+            // $0.001 per CPU-second; tick 1 s, declared pause latency 1 s.
+            let config = MeterConfig {
+                prices: Prices {
+                    cpu_nanos_per_cpu_s: 1_000_000,
+                    memory_nanos_per_gb_s: 0,
+                    disk_nanos_per_gb_month: 0,
+                },
+                ..MeterConfig::default()
+            };
+            let mut meter = Meter::new(pool.clone(), fleet.clone(), config);
+            let (mut now, mut counter, mut burning) = (t0(), 0u64, true);
+            fleet.set_sample(1, Some(Sample::default()));
+            meter.tick_at(now).await.unwrap();
+            for _ in 0..40 {
+                // Asked to pause by the last tick: it burns on until the slow pause lands,
+                // and the next tick comes that much later.
+                let pausing = burning && !fleet.is_running(1);
+                let dt = if pausing { pause_ms } else { 1_000 };
+                if burning {
+                    counter += 2 * dt as u64 * 1_000_000; // both vCPUs flat out
+                }
+                burning &= !pausing;
+                now += dt;
+                fleet.set_sample(
+                    1,
+                    Some(Sample {
+                        cpu_ns: counter,
+                        ..Sample::default()
+                    }),
+                );
+                meter.tick_at(now).await.unwrap();
+                let mut conn = pool.acquire().await.unwrap();
+                let spent = mdb::scope_spent(
+                    &mut conn,
+                    &Scope::Tenant("t1".into()),
+                    Period::containing(now).start_ms,
+                )
+                .await
+                .unwrap();
+                assert!(
+                    spent <= Nanos(cap),
+                    "pause {pause_ms} ms, cap {cap}: spent {spent:?}"
+                );
+            }
+            assert!(!burning, "paused (pause {pause_ms} ms, cap {cap})");
+        }
+    }
+}
