@@ -514,6 +514,14 @@ fn budget_and_usage_through_the_cli() {
             .starts_with("total $"),
         "{run:?}"
     );
+    let prices = user.ok(&["prices"]);
+    assert!(
+        prices
+            .lines()
+            .any(|l| l.starts_with("cpu") && l.ends_with("per CPU-second used")),
+        "{prices}"
+    );
+    assert!(user.json(&["alerts"])["alerts"].is_array());
     let usage = user.json(&["usage", "--by", "day"]);
     assert!(
         usage["rows"].is_array() && usage["total_nanos"].is_i64(),

@@ -13,6 +13,7 @@ mod exec;
 mod files;
 mod limits;
 mod output;
+mod prices;
 mod progress;
 mod sprites;
 mod tokens;
@@ -118,6 +119,10 @@ enum Command {
     Usage(billing::UsageArgs),
     /// Show the scaling limits and the default idle timeout; `limits set` changes them.
     Limits(limits::LimitsArgs),
+    /// The price table in force.
+    Prices,
+    /// Spend alerts sent or queued.
+    Alerts,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -171,5 +176,7 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Budget(args) => billing::budget(&authed()?, args, json).await,
         Command::Usage(args) => billing::usage(&authed()?, args, json).await,
         Command::Limits(args) => limits::run(&authed()?, args, json).await,
+        Command::Prices => prices::prices(&authed()?, json).await,
+        Command::Alerts => prices::alerts(&authed()?, json).await,
     }
 }
