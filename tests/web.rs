@@ -310,7 +310,7 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
             .await?
     );
 
-    mint_token(client, url, &token).await?;
+    let (minted, secret) = mint_token(client, url, &token).await?;
     let sprite = start_sprite(client, url).await?;
     let png = client.screenshot().await?;
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-dashboard.png");
@@ -321,6 +321,23 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
         client.accept_alert().await?;
         page.gone(&row).await?;
     }
+
+    // Revoke it with its button: the row says so and the secret stops working.
+    let row = format!("#token-rows tr[data-id='{minted}']");
+    page.click(&format!("{row} button")).await?;
+    client.accept_alert().await?;
+    page.text_where(&format!("{row} .badge"), |t| t == "revoked")
+        .await?;
+    let me = reqwest::Client::new()
+        .get(format!("{url}/v1/me"))
+        .bearer_auth(&secret)
+        .send()
+        .await?;
+    ensure!(
+        me.status() == 401,
+        "a revoked token still works: {}",
+        me.status()
+    );
 
     // Log out, fail to log in, then log in.
     page.click("#logout").await?;
@@ -338,8 +355,9 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
     Ok(())
 }
 
-/// Mints a token through the form and finds it, with what was chosen, in the API.
-async fn mint_token(client: &Client, url: &str, session: &str) -> Result<()> {
+/// Mints a token through the form and finds it, with what was chosen, in the API;
+/// answers its id and secret.
+async fn mint_token(client: &Client, url: &str, session: &str) -> Result<(String, String)> {
     let page = Page(client);
     page.fill("#token-name", "ci-runner").await?;
     page.fill("#token-budget", "2.5").await?;
@@ -382,7 +400,7 @@ async fn mint_token(client: &Client, url: &str, session: &str) -> Result<()> {
     let id = minted["id"].as_str().context("id")?;
     page.displayed(&format!("#token-rows tr[data-id='{id}']"))
         .await?;
-    Ok(())
+    Ok((id.to_string(), secret))
 }
 
 /// Creates a sprite through the form and pauses it with its button, answering its row;

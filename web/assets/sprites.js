@@ -72,6 +72,7 @@ export async function load() {
     render((await api("GET", "/v1/sprites")).sprites);
     clearError("sprite-list-error");
   } catch (error) {
+    $("sprite-empty").hidden = true;
     showError("sprite-list-error", error);
   }
 }

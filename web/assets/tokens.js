@@ -54,6 +54,7 @@ export async function load() {
     render((await api("GET", "/v1/tokens")).tokens);
     clearError("token-list-error");
   } catch (error) {
+    $("token-empty").hidden = true;
     showError("token-list-error", error);
   }
 }
