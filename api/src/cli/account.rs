@@ -196,6 +196,18 @@ fn prompt(label: &str, hidden: bool) -> anyhow::Result<String> {
             .status();
     };
     if hide {
+        // Ctrl-C at the prompt must not leave the terminal without echo. Once this
+        // handler is in, Ctrl-C ends the command this way for the rest of its life.
+        tokio::spawn(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                let _ = Command::new("stty")
+                    .arg("echo")
+                    .stdin(Stdio::inherit())
+                    .status();
+                eprintln!();
+                std::process::exit(130);
+            }
+        });
         stty("-echo");
     }
     let line = read_line();
