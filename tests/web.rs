@@ -203,15 +203,20 @@ impl Page<'_> {
 }
 
 /// A call to the API as the test itself, outside the browser.
-async fn call(method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> Value {
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> Result<Value> {
     let mut request = reqwest::Client::new()
         .request(method, url)
         .bearer_auth(token);
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let response = request.send().await.expect("request");
-    response.json().await.unwrap_or(Value::Null)
+    let response = request.send().await?;
+    Ok(response.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -270,7 +275,7 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
     page.fill("#budget-email", "alerts@example.com").await?;
     page.click("#budget-form button[type=submit]").await?;
     page.displayed("#budget-saved").await?;
-    let budget = call(reqwest::Method::GET, &budget_url, &token, None).await;
+    let budget = call(reqwest::Method::GET, &budget_url, &token, None).await?;
     ensure!(
         budget["cap_nanos"].as_i64() == Some(123_456_789_123_456_789),
         "cap set through the form: {budget}"
@@ -290,13 +295,13 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
         &token,
         Some(json!({ "thresholds_pct": [50, 150] })),
     )
-    .await;
+    .await?;
     ensure!(refusal["code"] == "validation", "{refusal}");
     ensure!(
         refusal["detail"] == shown.as_str(),
         "page shows {shown:?}, server said {refusal}"
     );
-    let budget = call(reqwest::Method::GET, &budget_url, &token, None).await;
+    let budget = call(reqwest::Method::GET, &budget_url, &token, None).await?;
     ensure!(budget["thresholds_pct"] == json!([25, 75, 100]), "{budget}");
     page.fill("#budget-thresholds", "50, 80, 100").await?;
     page.click("#budget-form button[type=submit]").await?;
@@ -375,7 +380,7 @@ async fn mint_token(client: &Client, url: &str, session: &str) -> Result<(String
         session,
         None,
     )
-    .await;
+    .await?;
     let minted = tokens["tokens"]
         .as_array()
         .and_then(|all| all.iter().find(|t| t["name"] == "ci-runner"))
@@ -395,7 +400,7 @@ async fn mint_token(client: &Client, url: &str, session: &str) -> Result<(String
         scopes == ["checkpoints", "exec", "sprites:read", "sprites:write"],
         "{minted}"
     );
-    let me = call(reqwest::Method::GET, &format!("{url}/v1/me"), &secret, None).await;
+    let me = call(reqwest::Method::GET, &format!("{url}/v1/me"), &secret, None).await?;
     ensure!(me["token"]["name"] == "ci-runner", "the shown secret: {me}");
     let id = minted["id"].as_str().context("id")?;
     page.displayed(&format!("#token-rows tr[data-id='{id}']"))
@@ -464,11 +469,12 @@ async fn clean_up(mut server: Killed, url: &str) {
             &token,
             None,
         )
-        .await;
+        .await
+        .unwrap_or_default();
         for sprite in sprites["sprites"].as_array().into_iter().flatten() {
             let name = sprite["name"].as_str().unwrap_or_default();
             let path = format!("{url}/v1/sprites/{name}");
-            call(reqwest::Method::DELETE, &path, &token, None).await;
+            let _ = call(reqwest::Method::DELETE, &path, &token, None).await;
         }
     }
     let _ = Command::new("kill").arg(server.0.id().to_string()).status();
