@@ -52,7 +52,13 @@ async fn a_spinning_sprite_is_paused_before_the_tenant_cap() {
     // than the declared latency is not billed past the cap (metering bills only the
     // rest of the reserved window), so only a stuck pause fails here.
     assert!(pause_us < 2_000_000, "pause took {pause_us} us");
-    assert!(metric(&app, "corral_meter_ticks_total").await > 5);
+    let ticks = metric(&app, "corral_meter_ticks_total").await;
+    assert!(ticks > 5);
+    eprintln!(
+        "meter: {ticks} ticks, mean {} us, max {} us (wall, real gVisor sprite)",
+        metric(&app, "corral_meter_tick_microseconds_total").await / ticks,
+        metric(&app, "corral_meter_max_tick_microseconds").await
+    );
 
     // Afterwards: spend stays under the cap, compute stops, disk keeps accruing
     // within the reservation.
