@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api)
         .merge(routes::health::router())
+        .merge(corral_web::router())
         .route(
             "/v1/openapi.json",
             get(move || {
