@@ -67,6 +67,7 @@ impl BudgetGate for MeterGate {
     #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name))]
     async fn allow_run(&self, sprite: &SpriteRow) -> Result<(), ApiError> {
         let ctx = super::budget_context(&self.config);
+        let runway_s = runway_s(&self.config);
         let worst = ctx.prices.sprite_worst_burn_per_s(
             u32::try_from(sprite.cpus).unwrap_or(u32::MAX),
             u32::try_from(sprite.memory_mb).unwrap_or(u32::MAX),
@@ -79,7 +80,7 @@ impl BudgetGate for MeterGate {
             &sprite.tenant_id,
             sprite.created_by_token.as_deref(),
             extra,
-            self.config.min_runway_s,
+            runway_s,
             &ctx,
         )
         .await?;
@@ -91,10 +92,18 @@ impl BudgetGate for MeterGate {
             Some(refusal) => {
                 tracing::info!(scope = %refusal.scope, available = refusal.available.get(),
                     needed = refusal.needed.get(), "refused for budget");
-                Err(refusal_error(&refusal, self.config.min_runway_s))
+                Err(refusal_error(&refusal, runway_s))
             }
         }
     }
+}
+
+/// The runway a sprite must afford: the configured minimum, and never less than the
+/// meter's window (tick plus pause latency): a sprite started between two ticks runs
+/// until the next one without a reservation of that tick's rule.
+pub fn runway_s(config: &Config) -> u64 {
+    let window_ms = config.tick_ms.saturating_add(config.pause_latency_ms);
+    config.min_runway_s.max(window_ms.div_ceil(1000))
 }
 
 /// A refusal as the 402 the caller sees: which scope, what is left, what the runway

@@ -196,7 +196,7 @@ async fn prices(State(state): State<AppState>, _auth: Auth) -> AppJson<PricesVie
         disk_nanos_per_gb_month: p.disk_nanos_per_gb_month,
         currency: "USD",
         tick_ms: state.config.tick_ms,
-        min_runway_s: state.config.min_runway_s,
+        min_runway_s: crate::money::gate::runway_s(&state.config),
     })
 }
 
