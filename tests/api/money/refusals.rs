@@ -140,7 +140,8 @@ async fn two_creates_before_the_next_tick_share_one_runway() {
     // A long tick: the meter has not seen the first sprite when the second is asked for.
     let app = spawn(&[("CORRAL_TICK_MS", "5000".into())]).await;
     let (_, session) = app.signup("race@example.com").await;
-    set_budget(&app, &session, json!({"cap_nanos": CPU_PRICE * 3 / 2})).await;
+    // The runway is at least the meter's window (5.3 s, so 6 s): room for one and a half.
+    set_budget(&app, &session, json!({"cap_nanos": CPU_PRICE * 9})).await;
     let body = |name: &str| json!({"name": name, "cpus": 1, "memory_mb": 128, "disk_mb": 256});
     expect_status(app.post("/v1/sprites", &session, body("first")).await, 201).await;
     let refused = expect_problem(
