@@ -1,6 +1,6 @@
 //! Token budgets: a token's own, a parent's over its child; tenant isolation of usage.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::helpers::{expect_problem, expect_status};
@@ -103,6 +103,30 @@ async fn token_budgets_pause_what_the_token_and_its_children_created() {
         (parent_spent - child_spent).abs() < 10_000_000,
         "{parent_spent} {child_spent}"
     );
+
+    // Without CORRAL_SMTP_URL the alerts stay queued: one per token scope and threshold.
+    let alerts = expect_status(app.get("/v1/alerts", &session).await, 200).await;
+    let alerts = alerts["alerts"].as_array().unwrap().clone();
+    for id in [ci_id, parent_id] {
+        let scope = format!("token:{id}");
+        let mine: Vec<&Value> = alerts
+            .iter()
+            .filter(|a| a["scope"] == scope.as_str())
+            .collect();
+        assert!(mine.iter().any(|a| a["threshold_pct"] == 100), "{alerts:?}");
+        let mut pcts: Vec<i64> = mine.iter().map(|a| int(a, "threshold_pct")).collect();
+        pcts.sort_unstable();
+        pcts.dedup();
+        assert_eq!(pcts.len(), mine.len(), "once each: {alerts:?}");
+    }
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["state"] == "queued" && a["attempts"] == 0),
+        "{alerts:?}"
+    );
+    assert_eq!(metric(&app, "corral_outbox_sent_total").await, 0);
+    assert!(metric(&app, "corral_outbox_backlog").await >= 2);
 
     // Tenant isolation: B sees none of A's usage, spend or alerts.
     let report = usage(&app, &session, "by=minute").await;
