@@ -1,5 +1,5 @@
 //! No runway: 402 on create for the tenant and for a token; 422s that name the field;
-//! scopes; the OpenAPI document.
+//! scopes; the OpenAPI document; checkpoints reserved like disk.
 
 use serde_json::json;
 
@@ -155,4 +155,39 @@ async fn two_creates_before_the_next_tick_share_one_runway() {
         "{refused}"
     );
     expect_status(app.delete("/v1/sprites/first", &session).await, 204).await;
+}
+
+#[tokio::test]
+async fn checkpoints_count_as_stored_bytes() {
+    let app = spawn(&[]).await;
+    let (_, session) = app.signup("stored@example.com").await;
+    let body =
+        json!({"name": "keep", "cpus": 1, "memory_mb": 256, "disk_mb": 256, "idle_timeout_s": 0});
+    expect_status(app.post("/v1/sprites", &session, body).await, 201).await;
+    settle().await;
+    let before = budget(&app, &session).await;
+    let checkpoint = expect_status(
+        app.post(
+            "/v1/sprites/keep/checkpoints",
+            &session,
+            json!({"comment": "money"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let size = int(&checkpoint, "size_bytes");
+    assert!(size > 1_000_000, "{checkpoint}");
+    settle().await;
+    let after = budget(&app, &session).await;
+    // Keeping `size` more bytes to the end of the period, priced like any disk.
+    let remaining_ms = (Period::containing(now_ms()).end_ms - now_ms()) as i128;
+    let expected = (size as i128 * disk_price() as i128 * remaining_ms
+        / (1_000_000_000 * 2_628_000_000)) as i64;
+    let grew = int(&after, "storage_reserved_nanos") - int(&before, "storage_reserved_nanos");
+    assert!(
+        grew >= expected * 9 / 10,
+        "reservation grew {grew}, a checkpoint of {size} bytes needs {expected}: {before} -> {after}"
+    );
+    expect_status(app.delete("/v1/sprites/keep", &session).await, 204).await;
 }
