@@ -66,3 +66,63 @@ async fn a_pause_slower_than_declared_is_never_billed_past_the_cap() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_restart_right_after_a_slow_pause_bills_no_more_than_reserved() {
+    for pause_ms in [1_000, 1_500, 3_000] {
+        for cap in [19_000_000, 20_500_000, 21_999_999] {
+            let (_dir, pool) = db().await;
+            tenant(&pool, "t1", Some(cap)).await;
+            let fleet = Arc::new(RecordedFleet::default());
+            fleet.insert(sprite(&pool, 1, "t1", None).await);
+            let config = MeterConfig {
+                prices: Prices {
+                    cpu_nanos_per_cpu_s: 1_000_000,
+                    memory_nanos_per_gb_s: 0,
+                    disk_nanos_per_gb_month: 0,
+                },
+                ..MeterConfig::default()
+            };
+            let mut meter = Meter::new(pool.clone(), fleet.clone(), config);
+            let (mut now, mut counter) = (t0(), 0u64);
+            fleet.set_sample(1, Some(Sample::default()));
+            meter.tick_at(now).await.unwrap();
+            while fleet.is_running(1) {
+                counter += 2_000_000_000;
+                now += 1_000;
+                fleet.set_sample(
+                    1,
+                    Some(Sample {
+                        cpu_ns: counter,
+                        ..Sample::default()
+                    }),
+                );
+                meter.tick_at(now).await.unwrap();
+            }
+            // The pause lands late, the server dies and comes back a minute later.
+            counter += 2 * pause_ms as u64 * 1_000_000;
+            now += 60_000;
+            fleet.set_sample(
+                1,
+                Some(Sample {
+                    cpu_ns: counter,
+                    ..Sample::default()
+                }),
+            );
+            let mut meter = Meter::new(pool.clone(), fleet.clone(), config);
+            meter.tick_at(now).await.unwrap();
+            let mut conn = pool.acquire().await.unwrap();
+            let spent = mdb::scope_spent(
+                &mut conn,
+                &Scope::Tenant("t1".into()),
+                Period::containing(now).start_ms,
+            )
+            .await
+            .unwrap();
+            assert!(
+                spent <= Nanos(cap),
+                "pause {pause_ms} ms, cap {cap}: spent {spent:?}"
+            );
+        }
+    }
+}

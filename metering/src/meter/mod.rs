@@ -227,6 +227,14 @@ impl Meter {
         }
         let ids: Vec<i64> = fleet.iter().map(|s| s.sprite_id).collect();
         let baselines = db::baselines(&mut tx, &ids).await?;
+        if self.last_tick_ms.is_none() {
+            // Started again: a sprite found paused may have been paused for budget just
+            // before the stop, so it gets no more than the pause latency either.
+            let latency = (cfg.window_ms - cfg.tick_ms).max(0);
+            for sprite in fleet.iter().filter(|s| !s.running) {
+                self.pausing.entry(sprite.sprite_id).or_insert(latency);
+            }
+        }
         let (real, cut) = pausing::limit(
             &fleet,
             &mut samples,
