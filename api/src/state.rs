@@ -129,12 +129,7 @@ impl AppState {
     }
 
     fn sprite_view_with_cost(&self, row: SpriteRow, cost: i64) -> SpriteView {
-        // Disk use comes from the driver's open statvfs handle: microseconds, no walk.
-        let disk = self
-            .sprites
-            .as_ref()
-            .and_then(|s| s.driver().usage(&crate::sprites::machine(&row)).ok())
-            .map_or(0, |u| u.disk_bytes);
+        let disk = self.sprites.as_ref().map_or(0, |s| s.disk_used(&row));
         SpriteView::new(row, disk, cost)
     }
 

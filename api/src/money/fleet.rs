@@ -89,6 +89,7 @@ impl Fleet for SpritesFleet {
         let known = self.known.lock().expect("fleet");
         let entry = known.get(&sprite_id)?;
         let usage = self.sprites.driver().usage(&entry.machine).ok()?;
+        self.sprites.record_disk(sprite_id, usage.disk_bytes);
         Some(Sample {
             cpu_ns: usage.cpu_ns,
             memory_bytes: usage.memory_bytes,

@@ -315,6 +315,10 @@ impl Sprites {
             .map_err(driver_error)?;
         db::sprites::mark_deleted(&self.pool, current.id, db::now_s()).await?;
         self.locks.lock().expect("locks").remove(&current.id);
+        self.disk_seen
+            .lock()
+            .expect("disk_seen")
+            .remove(&current.id);
         tracing::info!("sprite deleted");
         Ok(())
     }

@@ -35,6 +35,9 @@ pub struct Sprites {
     busy: Mutex<HashMap<i64, usize>>,
     /// Decides whether spending allows a sprite to run (metering's hard cap).
     gate: Arc<dyn BudgetGate>,
+    /// Disk bytes seen by the latest metering sample of each sprite, so listing many
+    /// sprites costs no system call per sprite.
+    disk_seen: Mutex<HashMap<i64, u64>>,
 }
 
 /// Whether the budget allows a sprite to (keep) running; implemented by metering.
@@ -85,7 +88,33 @@ impl Sprites {
             admission: Mutex::default(),
             busy: Mutex::default(),
             gate,
+            disk_seen: Mutex::default(),
         }
+    }
+
+    /// Remembers the disk bytes a metering sample saw.
+    pub fn record_disk(&self, id: i64, disk_bytes: u64) {
+        self.disk_seen
+            .lock()
+            .expect("disk_seen")
+            .insert(id, disk_bytes);
+    }
+
+    /// Disk bytes in use: as of the last metering tick, or read now when none has seen it.
+    pub fn disk_used(&self, sprite: &SpriteRow) -> u64 {
+        let seen = self
+            .disk_seen
+            .lock()
+            .expect("disk_seen")
+            .get(&sprite.id)
+            .copied();
+        seen.or_else(|| {
+            self.driver
+                .usage(&machine(sprite))
+                .ok()
+                .map(|u| u.disk_bytes)
+        })
+        .unwrap_or(0)
     }
 
     /// The driver underneath (for usage samples).
