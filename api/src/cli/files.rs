@@ -55,7 +55,9 @@ fn place(spec: &str) -> anyhow::Result<Place> {
 pub async fn copy(client: &Client, args: CpArgs) -> anyhow::Result<i32> {
     match (place(&args.src)?, place(&args.dst)?) {
         (Place::Remote { .. }, Place::Remote { .. }) => {
-            anyhow::bail!("copy between two sprites by way of a local file")
+            anyhow::bail!(
+                "cannot copy from sprite to sprite directly: copy down to a local file, then up"
+            )
         }
         (Place::Remote { name, path }, local) => download(client, &name, &path, local).await,
         (local, Place::Remote { name, path }) => upload(client, local, &name, path).await,
