@@ -131,11 +131,10 @@ async fn exec_ws(
     // Refuse before upgrading, while the answer can still be problem+json.
     let sprite = sprites.wake(&sprite, "console").await?;
     Ok(upgrade.on_upgrade(move |socket| async move {
-        let (mut sink, source) = socket.split();
-        let mut source = Some(source);
+        let (mut sink, mut source) = socket.split();
         let result = sprites
             .exec_stream(&sprite, params, |stream| {
-                pump(&mut sink, source.take().expect("once"), stream)
+                pump(&mut sink, &mut source, stream)
             })
             .await;
         if let Err(error) = result {
@@ -144,13 +143,23 @@ async fn exec_ws(
             let _ = sink.send(Message::Binary(frame.into())).await;
             let _ = sink.send(Message::Binary(b"\x03255".to_vec().into())).await;
         }
-        let _ = sink.close().await;
+        // Close politely: read what the client still sends (its stdin-closed frame,
+        // its Close) so the exit frame is not lost to a connection reset.
+        let _ = sink.send(Message::Close(None)).await;
+        let drain = async {
+            while let Some(Ok(message)) = source.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
     }))
 }
 
 async fn pump(
     sink: &mut futures_util::stream::SplitSink<WebSocket, Message>,
-    mut source: futures_util::stream::SplitStream<WebSocket>,
+    source: &mut futures_util::stream::SplitStream<WebSocket>,
     stream: ExecStream,
 ) {
     let ExecStream { stdin, mut events } = stream;

@@ -123,6 +123,15 @@ impl Sprites {
         {
             let admission = self.admission_of(&auth.tenant_id);
             let _admitted = admission.lock().await;
+            if db::sprites::by_name(&self.pool, &auth.tenant_id, &row.name)
+                .await?
+                .is_some()
+            {
+                return Err(ApiError::Conflict(format!(
+                    "a sprite named {:?} already exists",
+                    row.name
+                )));
+            }
             self.check_room(&auth.tenant_id, &limits, &row).await?;
             self.gate.allow_run(&row).await?;
             let mut tx = self.pool.begin().await?;
