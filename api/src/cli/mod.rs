@@ -65,6 +65,9 @@ enum Command {
         #[arg(long, env = "CORRAL_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Build (or rebuild) the sandbox base image from Debian packages.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Create an account and save its session token.
     Signup(account::SignupArgs),
     /// Log in and save the session token.
@@ -125,14 +128,44 @@ enum Command {
     Alerts,
 }
 
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Run debootstrap into the image directory, showing its progress.
+    Build {
+        /// Where images are kept (default: $CORRAL_IMAGE_DIR, else DATA_DIR/images).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Builds the base image where the server will look for it.
+async fn build_image(dir: Option<PathBuf>) -> anyhow::Result<i32> {
+    let dir = match dir {
+        Some(dir) => dir,
+        None => Config::load(None)?.image_dir(),
+    };
+    let started = std::time::Instant::now();
+    let built = vmm_driver::gvisor::image::build(&dir, |line| eprintln!("  {line}")).await?;
+    eprintln!(
+        "base image ready at {} in {:.0} s",
+        built.display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(0)
+}
+
 /// Runs the command line; returns the process exit code.
 pub async fn main() -> anyhow::Result<i32> {
     let cli = Cli::parse();
-    if let Command::Serve { config } = cli.command {
-        crate::telemetry::init();
-        let config = Config::load(config.as_deref())?;
-        crate::run(config).await?;
-        return Ok(0);
+    match cli.command {
+        Command::Serve { config } => {
+            crate::telemetry::init();
+            let config = Config::load(config.as_deref())?;
+            crate::run(config).await?;
+            return Ok(0);
+        }
+        Command::Image(ImageCommand::Build { dir }) => return build_image(dir).await,
+        _ => {}
     }
     match run(cli.global, cli.command).await {
         Ok(code) => Ok(code),
@@ -157,7 +190,7 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Ok(client)
     };
     match command {
-        Command::Serve { .. } => unreachable!("`serve` is handled in main"),
+        Command::Serve { .. } | Command::Image(_) => unreachable!("handled in main"),
         Command::Signup(args) => account::signup(&global, args).await,
         Command::Login(args) => account::login(&global, args).await,
         Command::Logout => account::logout(&global),
