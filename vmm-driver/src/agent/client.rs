@@ -78,12 +78,21 @@ impl AgentClient {
         });
         let reader = inner.clone();
         tokio::spawn(async move {
-            while let Ok(Some(frame)) = read_frame(&mut r).await {
+            loop {
+                let frame = match read_frame(&mut r).await {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "agent stream broken");
+                        break;
+                    }
+                };
                 let chans = reader.chans.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(tx) = chans.get(&frame.chan) {
                     let _ = tx.send(frame);
                 }
             }
+
             reader.closed.store(true, Ordering::SeqCst);
             reader
                 .chans

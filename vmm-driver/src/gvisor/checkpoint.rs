@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tracing::{error, instrument};
 
-use super::lifecycle::{launch, teardown, unmount, INIT_SERVES};
+use super::lifecycle::{launch, restore_checked, teardown, unmount, INIT_SERVES};
 use super::machine::Machine;
 use super::{disk, Gvisor};
 use crate::{CheckpointId, CheckpointInfo, DriverError, MachineState, Result};
@@ -97,7 +97,7 @@ impl Gvisor {
         let machine = m.clone();
         tokio::spawn(async move {
             let mut rt = rt;
-            let res = match launch(&runsc, &machine, &mut rt, Some(&image)).await {
+            let res = match restore_checked(&runsc, &machine, &mut rt, &image, || Ok(())).await {
                 Ok(()) if was == MachineState::Paused => runsc.pause(&machine.id).await.map(|()| {
                     rt.state = MachineState::Paused;
                 }),
@@ -139,15 +139,21 @@ impl Gvisor {
             rt.state = MachineState::Stopped;
             m.reopen_usage(false);
         }
-        // Drop the usage fd on the disk, so the unmount is not busy.
-        m.reopen_usage(false);
-        unmount(&m.paths)?;
-        let next = m.paths.image().with_extension("img.restore");
-        disk::sparse_copy(&dir.join("disk.img"), &next).map_err(io("copying the disk back"))?;
-        std::fs::rename(&next, m.paths.image()).map_err(io("putting the disk back"))?;
+        let put_disk_back = || {
+            // Drop the usage fd on the disk, so the unmount is not busy.
+            m.reopen_usage(false);
+            unmount(&m.paths)?;
+            let next = m.paths.image().with_extension("img.restore");
+            disk::sparse_copy(&dir.join("disk.img"), &next).map_err(io("copying the disk back"))?;
+            std::fs::rename(&next, m.paths.image()).map_err(io("putting the disk back"))
+        };
         let state = dir.join("state");
-        let image = state.exists().then_some(state.as_path());
-        launch(&self.runsc, m, &mut rt, image).await
+        if state.exists() {
+            restore_checked(&self.runsc, m, &mut rt, &state, put_disk_back).await
+        } else {
+            put_disk_back()?;
+            launch(&self.runsc, m, &mut rt, None).await
+        }
     }
 
     pub(super) async fn delete_checkpoint_of(&self, m: &Machine, cid: &CheckpointId) -> Result<()> {

@@ -87,6 +87,58 @@ pub(super) fn unmount(paths: &Paths) -> Result<()> {
     disk::unmount(&paths.disk())
 }
 
+/// How often a restore is tried before giving up.
+const RESTORE_ATTEMPTS: usize = 4;
+
+/// Restores the sandbox from a checkpoint image and checks that its agent answers. This
+/// runsc's restore is flaky: now and then the restored init faults on its first
+/// instruction (SIGSEGV at address 0) and the sandbox exits. The disk is untouched by
+/// then, so trying again from the same image is safe. `before_each` runs before every
+/// attempt (restore uses it to put the disk back).
+pub(super) async fn restore_checked<F>(
+    runsc: &Runsc,
+    m: &Machine,
+    rt: &mut Runtime,
+    image: &Path,
+    mut before_each: F,
+) -> Result<()>
+where
+    F: FnMut() -> Result<()>,
+{
+    let mut last = None;
+    for attempt in 0..RESTORE_ATTEMPTS {
+        before_each()?;
+        match launch(runsc, m, rt, Some(image)).await {
+            Ok(()) => {
+                let Some(agent) = rt.agent.clone() else {
+                    return Ok(());
+                };
+                let probe = crate::ExecRequest {
+                    argv: vec!["true".into()],
+                    ..Default::default()
+                };
+                match tokio::time::timeout(Duration::from_secs(5), agent.exec(probe)).await {
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(e)) => last = Some(e),
+                    Err(_) => {
+                        last = Some(DriverError::backend(
+                            "restore",
+                            "the restored agent does not answer",
+                        ))
+                    }
+                }
+            }
+            Err(e) => last = Some(e),
+        }
+        warn!(machine = %m.id, attempt, error = ?last, "restored sandbox died; trying again");
+        rt.agent = None;
+        teardown(runsc, &m.id).await;
+        rt.state = MachineState::Stopped;
+        m.reopen_usage(false);
+    }
+    Err(last.unwrap_or_else(|| DriverError::backend("restore", "failed")))
+}
+
 /// Starts the sandbox (fresh, or from a checkpoint image) with a new agent connection.
 pub(super) async fn launch(
     runsc: &Runsc,

@@ -79,9 +79,20 @@ pub fn kill_all(id: &crate::MachineId, limit: Duration) {
             unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         }
         sweep();
-        if !pids.iter().any(|&p| alive(p)) || start.elapsed() > limit {
+        if (!pids.iter().any(|&p| alive(p)) && !control_socket_open(id)) || start.elapsed() > limit
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Whether the sandbox's control socket (`@runsc-sandbox.<id>`, abstract, so global to
+/// the host) is still bound. A new sandbox of the same id cannot start until it is gone,
+/// and it outlives the sandbox's pid while the process's last threads exit.
+pub fn control_socket_open(id: &crate::MachineId) -> bool {
+    let name = format!("@runsc-sandbox.{id}");
+    std::fs::read_to_string("/proc/net/unix")
+        .map(|t| t.lines().any(|l| l.ends_with(&name)))
+        .unwrap_or(false)
 }

@@ -48,10 +48,14 @@ impl Runsc {
     /// A command with the global flags set.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root")
-            .arg(&self.root)
-            .arg("--network=none")
-            .stdin(Stdio::null())
+        cmd.arg("--root").arg(&self.root).arg("--network=none");
+        // For operators chasing a runsc failure: runsc's own debug logs.
+        if let Some(dir) = std::env::var_os("CORRAL_RUNSC_DEBUG_LOG") {
+            let mut flag = std::ffi::OsString::from("--debug-log=");
+            flag.push(dir);
+            cmd.arg("--debug").arg(flag);
+        }
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
