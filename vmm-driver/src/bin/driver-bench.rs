@@ -183,6 +183,19 @@ fn print(rows: &[Row]) {
 }
 
 async fn bench(runs: usize, sprites: usize) -> Res<()> {
+    // Raw first: the driver makes this process a subreaper, which would keep the raw
+    // sandboxes (its descendants) as unreaped zombies.
+    let me = std::env::current_exe()?;
+    let raw_out = Command::new(me).args(["raw", &runs.to_string()]).output()?;
+    if !raw_out.status.success() {
+        return Err(format!(
+            "raw run failed: {}",
+            String::from_utf8_lossy(&raw_out.stderr)
+        )
+        .into());
+    }
+    let raw: std::collections::BTreeMap<String, Vec<f64>> =
+        serde_json::from_slice(&raw_out.stdout)?;
     let state = scratch("driver")?;
     let agent = std::env::current_exe()?
         .parent()
@@ -270,17 +283,6 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
         destroy.push(ms(t.elapsed()));
     }
 
-    let me = std::env::current_exe()?;
-    let raw_out = Command::new(me).args(["raw", &runs.to_string()]).output()?;
-    if !raw_out.status.success() {
-        return Err(format!(
-            "raw run failed: {}",
-            String::from_utf8_lossy(&raw_out.stderr)
-        )
-        .into());
-    }
-    let raw: std::collections::BTreeMap<String, Vec<f64>> =
-        serde_json::from_slice(&raw_out.stdout)?;
     let r = |k: &str| raw.get(k).cloned().unwrap_or_default();
     rows.push(Row {
         name: "create -> first exec",
