@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tracing::{error, instrument};
 
-use super::lifecycle::{launch, restore_checked, teardown, unmount, INIT_SERVES};
 use super::machine::Machine;
+use super::sandbox::{launch, restore_checked, teardown, unmount, INIT_SERVES};
 use super::{disk, Gvisor};
 use crate::{CheckpointId, CheckpointInfo, DriverError, MachineState, Result};
 

@@ -15,6 +15,7 @@ mod lifecycle;
 mod machine;
 mod reap;
 mod runsc;
+mod sandbox;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
