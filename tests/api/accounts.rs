@@ -246,15 +246,7 @@ async fn health_readiness_metrics_and_openapi() {
         );
     }
     app.signup("dora@example.com").await;
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains(
             r#"corral_http_requests_total{method="POST",route="/v1/signup",status="201"} 1"#

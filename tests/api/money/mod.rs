@@ -175,15 +175,7 @@ pub async fn tenant_spend(app: &App, token: &str) -> (i64, i64, i64) {
 }
 
 pub async fn metric(app: &App, name: &str) -> i64 {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
