@@ -114,6 +114,13 @@ impl AgentClient {
         let _ = self.inner.writer.lock().await.shutdown().await;
     }
 
+    /// Sends a frame the agent ignores (a kill for channel 0, which is never used). Right
+    /// after `runsc restore` the sandbox may miss the arrival of the first bytes on its new
+    /// host socket; more bytes wake its blocked read.
+    pub async fn nudge(&self) -> Result<()> {
+        self.send(&[Frame::new(Kind::Kill, 0, Vec::new())]).await
+    }
+
     fn open(&self) -> Result<(ChanGuard, mpsc::UnboundedReceiver<Frame>)> {
         let chan = self.inner.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();

@@ -85,6 +85,15 @@ impl UsageFiles {
         }
     }
 
+    /// Nothing open: every reading is zero.
+    pub fn closed() -> Self {
+        Self {
+            cpu: None,
+            memory: None,
+            disk: None,
+        }
+    }
+
     /// Reads the sample: three `pread`/`fstatvfs` calls, no process.
     pub fn sample(&self) -> UsageSample {
         UsageSample {

@@ -141,7 +141,7 @@ impl Gvisor {
         }
         let put_disk_back = || {
             // Drop the usage fd on the disk, so the unmount is not busy.
-            m.reopen_usage(false);
+            m.release_usage();
             unmount(&m.paths)?;
             let next = m.paths.image().with_extension("img.restore");
             disk::sparse_copy(&dir.join("disk.img"), &next).map_err(io("copying the disk back"))?;

@@ -124,6 +124,10 @@ pub fn unmount(path: &Path) -> Result<()> {
     if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
         return Ok(());
     }
+    // A lazy unmount leaves the old filesystem alive behind the new one: a restore
+    // from a checkpoint then faults inside the sandbox. Callers close their own files
+    // on the disk first, so this is someone else's.
+    tracing::warn!(path = %path.display(), error = %io::Error::last_os_error(), "disk busy; unmounting lazily");
     // SAFETY: as above.
     if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
         return Ok(());

@@ -187,6 +187,9 @@ impl Gvisor {
             None => None,
         };
         teardown(&self.runsc, id).await;
+        if let Some(m) = &machine {
+            m.release_usage();
+        }
         let paths = Paths::new(&self.machines_dir, id);
         unmount(&paths)?;
         if paths.dir.exists() {

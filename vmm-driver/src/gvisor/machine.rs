@@ -147,4 +147,10 @@ impl Machine {
         let files = UsageFiles::open(&self.id, &self.paths.disk(), running);
         *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = files;
     }
+
+    /// Closes every usage file, the one on the disk included, so the disk can be
+    /// unmounted for real (not lazily, with the old filesystem lingering).
+    pub fn release_usage(&self) {
+        *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = UsageFiles::closed();
+    }
 }

@@ -64,6 +64,8 @@ pub(super) fn unmount(paths: &Paths) -> Result<()> {
     disk::unmount(&paths.disk())
 }
 
+/// How long the restore probe waits for an answer before nudging the agent's stream.
+const NUDGE_EVERY: Duration = Duration::from_millis(50);
 /// How often a restore is tried before giving up.
 const RESTORE_ATTEMPTS: usize = 4;
 
@@ -94,7 +96,19 @@ where
                     argv: vec!["true".into()],
                     ..Default::default()
                 };
-                match tokio::time::timeout(Duration::from_secs(5), agent.exec(probe)).await {
+                let answer = async {
+                    let probe = agent.exec(probe);
+                    tokio::pin!(probe);
+                    loop {
+                        tokio::select! {
+                            res = &mut probe => return res,
+                            () = tokio::time::sleep(NUDGE_EVERY) => {
+                                let _ = agent.nudge().await;
+                            }
+                        }
+                    }
+                };
+                match tokio::time::timeout(Duration::from_secs(5), answer).await {
                     Ok(Ok(_)) => return Ok(()),
                     Ok(Err(e)) => last = Some(e),
                     Err(_) => {
