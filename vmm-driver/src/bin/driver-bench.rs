@@ -169,6 +169,19 @@ fn print(rows: &[Row]) {
     for r in rows {
         let (p50, p95) = (pct(&r.driver, 0.5), pct(&r.driver, 0.95));
         let (r50, r95) = (pct(&r.raw, 0.5), pct(&r.raw, 0.95));
+        if r.raw.is_empty() {
+            out(&format!(
+                "{:<28} {:>8.3}{u} {:>8.3}{u} {:>10} {:>10} {:>8}",
+                r.name,
+                p50,
+                p95,
+                "-",
+                "-",
+                "",
+                u = r.unit
+            ));
+            continue;
+        }
         out(&format!(
             "{:<28} {:>8.3}{u} {:>8.3}{u} {:>8.3}{u} {:>8.3}{u} {:>7.2}x",
             r.name,
@@ -222,6 +235,7 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
     let mut rows = Vec::new();
     let (mut create, mut exec, mut pause, mut resume) = (vec![], vec![], vec![], vec![]);
     let (mut ckpt, mut ckpt_back, mut restore, mut destroy) = (vec![], vec![], vec![], vec![]);
+    let (mut round_trip, mut in_sandbox) = (vec![], vec![]);
     let mut failures: Vec<String> = Vec::new();
     for i in 0..runs as u64 {
         let s = spec(i);
@@ -240,6 +254,28 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
                 .map_err(|e| format!("step 4: {e}"))?;
             exec.push(ms(t.elapsed()));
         }
+
+        // What bounds an exec: the agent's round trip without a process (a small file
+        // read), and what a process costs inside gVisor (bash running /bin/true).
+        for _ in 0..5 {
+            let t = Instant::now();
+            d.read_file(id, "/etc/debian_version", 4096)
+                .await
+                .map_err(|e| format!("step 4b: {e}"))?;
+            round_trip.push(ms(t.elapsed()));
+        }
+        let loop_argv = ["bash", "-c", "for i in $(seq 20); do /bin/true; done"];
+        let t = Instant::now();
+        d.exec(
+            id,
+            ExecRequest {
+                argv: loop_argv.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("step 4c: {e}"))?;
+        in_sandbox.push(ms(t.elapsed()) / 20.0);
 
         let t = Instant::now();
         d.pause(id).await.map_err(|e| format!("step 5: {e}"))?;
@@ -294,6 +330,18 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
         name: "exec round trip (true)",
         driver: exec,
         raw: r("exec"),
+        unit: "ms",
+    });
+    rows.push(Row {
+        name: "  agent round trip (read)",
+        driver: round_trip,
+        raw: vec![],
+        unit: "ms",
+    });
+    rows.push(Row {
+        name: "  /bin/true from bash inside",
+        driver: in_sandbox,
+        raw: vec![],
         unit: "ms",
     });
     rows.push(Row {
