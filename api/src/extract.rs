@@ -75,8 +75,19 @@ impl FromRequestParts<AppState> for Auth {
             .keys
             .verify(bearer)
             .ok_or_else(|| unauthorized("the token is invalid or expired"))?;
-        let token = db::tokens::by_id(&state.pool, &claims.jti)
-            .await?
+        let cached = state.token_cache.get(&claims.jti);
+        let token = match cached {
+            Some(row) => Some(row),
+            None => {
+                let generation = state.token_cache.generation();
+                let row = db::tokens::by_id(&state.pool, &claims.jti).await?;
+                if let Some(row) = &row {
+                    state.token_cache.put(generation, row.clone());
+                }
+                row
+            }
+        };
+        let token = token
             .filter(|row| row.tenant_id == claims.sub && row.secret_sha256 == fingerprint(bearer))
             .ok_or_else(|| unauthorized("the token is invalid or expired"))?;
         if token.revoked_at.is_some() {

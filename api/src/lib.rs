@@ -16,6 +16,7 @@ pub mod spend;
 pub mod sprites;
 pub mod state;
 pub mod telemetry;
+pub mod token_cache;
 pub mod tokens;
 
 use std::future::Future;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub driver_problem: Option<String>,
     /// Metering and alert mail.
     pub money: Arc<Money>,
+    /// Token rows recently read for authentication.
+    pub token_cache: Arc<crate::token_cache::TokenCache>,
 }
 
 /// Opens the database and builds the services from configuration.
@@ -85,6 +87,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         metrics: Arc::new(Metrics::default()),
         sprites,
         driver_problem,
+        token_cache: Arc::default(),
     })
 }
 
@@ -110,22 +113,11 @@ impl AppState {
         Ok(self.sprite_view_with_cost(row, cost))
     }
 
-    /// Many of one tenant's sprites, their costs read in one query.
-    pub async fn sprite_views(
-        &self,
-        tenant_id: &str,
-        rows: Vec<SpriteRow>,
-    ) -> Result<Vec<SpriteView>, ApiError> {
-        let mut conn = self.pool.acquire().await?;
-        let costs = corral_metering::db::sprite_costs(&mut conn, tenant_id).await?;
-        drop(conn);
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let cost = costs.get(&row.id).map_or(0, |c| c.get());
-                self.sprite_view_with_cost(row, cost)
-            })
-            .collect())
+    /// Many of one tenant's sprites, with the costs listed beside them.
+    pub fn sprite_views(&self, rows: Vec<(SpriteRow, i64)>) -> Vec<SpriteView> {
+        rows.into_iter()
+            .map(|(row, cost)| self.sprite_view_with_cost(row, cost))
+            .collect()
     }
 
     fn sprite_view_with_cost(&self, row: SpriteRow, cost: i64) -> SpriteView {

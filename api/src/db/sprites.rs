@@ -4,7 +4,7 @@
 use sqlx::{SqliteConnection, SqlitePool};
 
 /// A sprite row.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug, sqlx::FromRow, serde::Deserialize)]
 pub struct SpriteRow {
     pub id: i64,
     pub tenant_id: String,
@@ -81,15 +81,34 @@ pub async fn by_id(pool: &SqlitePool, tenant_id: &str, id: i64) -> sqlx::Result<
     .await
 }
 
-/// The tenant's live sprites by name.
+/// The tenant's live sprites by name, each with its cost so far, in one query that
+/// returns one row: the list as JSON, `[[columns…], cost]` per sprite. sqlx hands every
+/// row from its SQLite thread to the caller separately, so a hundred rows cost a hundred
+/// thread wake-ups; one JSON text costs one (see the README's list throughput).
 #[tracing::instrument(skip_all)]
-pub async fn list(pool: &SqlitePool, tenant_id: &str) -> sqlx::Result<Vec<SpriteRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sprites WHERE tenant_id = ? AND deleted_at IS NULL ORDER BY name"
+pub async fn list_with_costs(
+    pool: &SqlitePool,
+    tenant_id: &str,
+) -> sqlx::Result<Vec<(SpriteRow, i64)>> {
+    let columns = COLUMNS
+        .split(',')
+        .map(|c| format!("s.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (json,): (String,) = sqlx::query_as(&format!(
+        "SELECT json_group_array(json_array(json_array({columns}), coalesce(m.cost_nanos, 0))) \
+         FROM sprites s LEFT JOIN meter_samples m ON m.sprite_id = s.id \
+         WHERE s.tenant_id = ? AND s.deleted_at IS NULL"
     ))
     .bind(tenant_id)
-    .fetch_all(pool)
-    .await
+    .fetch_one(pool)
+    .await?;
+    // A derived struct reads a JSON array field by field, in declaration order, which
+    // is the order of COLUMNS.
+    let mut listed: Vec<(SpriteRow, i64)> =
+        serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))?;
+    listed.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+    Ok(listed)
 }
 
 /// Every live sprite of every tenant (reconciliation, idle pause, metering).

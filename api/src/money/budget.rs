@@ -209,7 +209,7 @@ async fn resume_paused(
 ) -> ApiResult<(Vec<String>, Vec<StillPaused>)> {
     let sprites = state.sprites()?;
     let (mut resumed, mut still) = (Vec::new(), Vec::new());
-    for row in sprites.list(auth).await? {
+    for (row, _) in sprites.list(auth).await? {
         if row.state != "paused" || row.pause_reason.as_deref() != Some("budget") {
             continue;
         }

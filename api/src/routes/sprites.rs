@@ -55,7 +55,7 @@ async fn list(
     Scoped(auth, ..): Scoped<SpritesRead>,
 ) -> ApiResult<AppJson<SpriteList>> {
     let rows = state.sprites()?.list(&auth).await?;
-    let sprites = state.sprite_views(&auth.tenant_id, rows).await?;
+    let sprites = state.sprite_views(rows);
     Ok(AppJson(SpriteList { sprites }))
 }
 

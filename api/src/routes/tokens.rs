@@ -169,6 +169,7 @@ async fn revoke(
     let mut conn = state.pool.acquire().await?;
     let revoked =
         db::tokens::revoke_tree(&mut conn, &auth.tenant_id, &target.id, db::now_s()).await?;
+    state.token_cache.clear();
     tracing::info!(tenant = %auth.tenant_id, token = %target.id, revoked, "token revoked");
     Ok(StatusCode::NO_CONTENT)
 }

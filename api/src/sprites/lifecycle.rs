@@ -206,11 +206,11 @@ impl Sprites {
     }
 
     /// The caller's sprites.
-    pub async fn list(&self, auth: &Auth) -> Result<Vec<SpriteRow>, ApiError> {
-        let rows = db::sprites::list(&self.pool, &auth.tenant_id).await?;
+    pub async fn list(&self, auth: &Auth) -> Result<Vec<(SpriteRow, i64)>, ApiError> {
+        let rows = db::sprites::list_with_costs(&self.pool, &auth.tenant_id).await?;
         Ok(rows
             .into_iter()
-            .filter(|s| auth.may_use_sprite(&s.name))
+            .filter(|(s, _)| auth.may_use_sprite(&s.name))
             .collect())
     }
 
