@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "common/machines.rs"]
+mod machines;
+
 const BIN: &str = env!("CARGO_BIN_EXE_corral");
 const PASSWORD: &str = "correct horse battery";
 /// Longest any one CLI run may take.
@@ -26,14 +29,11 @@ impl Server {
     fn start() -> Server {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(data_dir.path().join("server.log")).expect("log");
-        let image_dir = std::env::var_os("CORRAL_IMAGE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| "/var/lib/corral/images".into());
         let mut child = Command::new(BIN)
             .arg("serve")
             .env("CORRAL_DATA_DIR", data_dir.path())
             .env("CORRAL_LISTEN", "127.0.0.1:0")
-            .env("CORRAL_IMAGE_DIR", image_dir)
+            .env("CORRAL_IMAGE_DIR", machines::image_dir())
             .env("CORRAL_AGENT_PATH", BIN)
             // The budget test reads this cap back as $100.00.
             .env("CORRAL_DEFAULT_CAP_NANOS", "100000000000")
@@ -74,19 +74,17 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        // SIGTERM first so the server stops its sandboxes; then make sure.
+        // SIGTERM first so the server freezes its sandboxes; then make sure.
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
         let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
+        while !matches!(self.child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        machines::destroy_machines(self.data_dir.path().join("machines"));
     }
 }
 
@@ -450,15 +448,6 @@ fn budget_and_usage_through_the_cli() {
     let user = User::new(&server);
     user.signup("cy@example.com");
     let probe = user.run(&["budget"]);
-    if probe
-        .stderr
-        .starts_with("error: not_found: no such endpoint")
-    {
-        eprintln!(
-            "SKIPPED: GET /v1/budget answers 404 on this build (budget endpoints not in yet)"
-        );
-        return;
-    }
     assert_eq!(probe.code, 0, "{probe:?}\n{}", server.log());
     assert!(
         probe.stdout.contains("cap") && probe.stdout.contains("$100.00"),
@@ -488,23 +477,10 @@ fn budget_and_usage_through_the_cli() {
 
     // Nothing left to spend: the refusal is one line with the problem's code.
     user.ok(&["budget", "set", "--cap-nanos", "0"]);
-    let run = user.run(&["create", "broke"]);
-    let unusable = ["error: not_found: no such", "error: unavailable: "];
-    if unusable.iter().any(|s| run.stderr.starts_with(s)) {
-        eprintln!(
-            "SKIPPED the 402: sprites are not usable here: {}",
-            run.stderr.trim()
-        );
-    } else {
-        one_error_line(&run, "budget_exhausted: ");
-    }
+    one_error_line(&user.run(&["create", "broke"]), "budget_exhausted: ");
     user.ok(&["budget", "set", "--cap-usd", "12.50"]);
 
     let run = user.run(&["usage", "--by", "hour"]);
-    if run.stderr.starts_with("error: not_found: no such endpoint") {
-        eprintln!("SKIPPED usage: GET /v1/usage answers 404 on this build");
-        return;
-    }
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout
@@ -560,12 +536,10 @@ fn limits_through_the_cli() {
     one_error_line(&user.run(&["limits", "set"]), "say which limit");
 
     // With sprites: the second running one is refused, naming the limit.
-    let create = ["create", "one", "--idempotency-key", "k-1"];
-    if create_or_skip(&user, &create, &server).is_none() {
-        return;
-    }
+    let args = ["create", "one", "--idempotency-key", "k-1"];
+    create(&user, &args, &server);
     // The same key again is the same create, not a conflict.
-    assert!(user.ok(&create).starts_with("created one"));
+    assert!(user.ok(&args).starts_with("created one"));
     let line = one_error_line(&user.run(&["create", "two"]), "limit_exceeded: ");
     assert!(line.contains("max_running_sprites"), "{line}");
     user.ok(&["rm", "one"]);
@@ -577,9 +551,7 @@ fn an_idle_sprite_pauses_and_wakes_for_exec() {
     let user = User::new(&server);
     user.signup("fay@example.com");
     let args = ["create", "nap", "--idle-timeout-s", "1"];
-    if create_or_skip(&user, &args, &server).is_none() {
-        return;
-    }
+    create(&user, &args, &server);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let table = user.ok(&["ls"]);
@@ -597,21 +569,11 @@ fn an_idle_sprite_pauses_and_wakes_for_exec() {
     user.ok(&["rm", "nap"]);
 }
 
-/// `create`, or `None` with the reason printed when this build has no sprite endpoints
-/// (404) or no usable sandbox (503).
-fn create_or_skip(user: &User, args: &[&str], server: &Server) -> Option<String> {
+/// `corral create …`, which must succeed (this machine runs real sprites).
+fn create(user: &User, args: &[&str], server: &Server) -> String {
     let run = user.run(args);
-    for code in ["not_found", "http_404", "unavailable", "http_503"] {
-        if run.code != 0 && run.stderr.starts_with(&format!("error: {code}: ")) {
-            eprintln!(
-                "SKIPPED: POST /v1/sprites is not usable here: {}",
-                run.stderr.trim()
-            );
-            return None;
-        }
-    }
     assert_eq!(run.code, 0, "{run:?}\n{}", server.log());
-    Some(run.stdout)
+    run.stdout
 }
 
 fn write_file(path: &Path, bytes: &[u8]) {
@@ -623,10 +585,7 @@ fn a_sprites_whole_life_through_the_cli() {
     let server = Server::start();
     let user = User::new(&server);
     user.signup("dee@example.com");
-    let Some(out) = create_or_skip(&user, &["create", "box", "--idle-timeout-s", "0"], &server)
-    else {
-        return;
-    };
+    let out = create(&user, &["create", "box", "--idle-timeout-s", "0"], &server);
     assert!(out.starts_with("created box"), "{out}");
     let table = user.ok(&["ls"]);
     assert!(

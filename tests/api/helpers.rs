@@ -1,11 +1,13 @@
 //! Starts the real `corral` binary on a random port with a fresh data directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
+
+use crate::machines::{destroy_machines, image_dir};
 
 /// A running server and a client for it.
 pub struct App {
@@ -198,40 +200,8 @@ impl Drop for App {
         }
         self.stop();
         // Sprites outlive the server by design; a test's must not outlive the test.
-        let state_dir = self.data_dir.path().join("machines");
-        if state_dir.exists() {
-            let _ = std::thread::spawn(move || destroy_machines(state_dir)).join();
-        }
+        destroy_machines(self.data_dir.path().join("machines"));
     }
-}
-
-/// Removes every machine the driver finds under `state_dir` (sandboxes, mounts, disks).
-fn destroy_machines(state_dir: PathBuf) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async move {
-        let config = vmm_driver::DriverConfig {
-            kind: "gvisor".into(),
-            state_dir,
-            image_dir: image_dir(),
-            agent_path: env!("CARGO_BIN_EXE_corral").into(),
-        };
-        let Ok(driver) = vmm_driver::from_config(&config).await else {
-            return;
-        };
-        for machine in driver.list().await.unwrap_or_default() {
-            let _ = driver.destroy(&machine.id).await;
-        }
-    });
-}
-
-/// Where the shared base image is (built once by the set-up command).
-pub fn image_dir() -> PathBuf {
-    std::env::var_os("CORRAL_IMAGE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/var/lib/corral/images".into())
 }
 
 /// Asserts the status and returns the JSON body.

@@ -4,6 +4,8 @@
 mod accounts;
 mod helpers;
 mod isolation;
+#[path = "../common/machines.rs"]
+mod machines;
 mod money;
 mod security;
 mod sprites;

@@ -235,7 +235,7 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
     let mut rows = Vec::new();
     let (mut create, mut exec, mut pause, mut resume) = (vec![], vec![], vec![], vec![]);
     let (mut ckpt, mut ckpt_back, mut restore, mut destroy) = (vec![], vec![], vec![], vec![]);
-    let (mut round_trip, mut in_sandbox) = (vec![], vec![]);
+    let (mut round_trip, mut in_sandbox, mut exec_warm) = (vec![], vec![], vec![]);
     let mut failures: Vec<String> = Vec::new();
     for i in 0..runs as u64 {
         let s = spec(i);
@@ -276,6 +276,14 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
         .await
         .map_err(|e| format!("step 4c: {e}"))?;
         in_sandbox.push(ms(t.elapsed()) / 20.0);
+        // The same exec once the sprite has run a few dozen processes.
+        for _ in 0..5 {
+            let t = Instant::now();
+            d.exec(id, t_true())
+                .await
+                .map_err(|e| format!("step 4d: {e}"))?;
+            exec_warm.push(ms(t.elapsed()));
+        }
 
         let t = Instant::now();
         d.pause(id).await.map_err(|e| format!("step 5: {e}"))?;
@@ -330,6 +338,12 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
         name: "exec round trip (true)",
         driver: exec,
         raw: r("exec"),
+        unit: "ms",
+    });
+    rows.push(Row {
+        name: "  same, after 20 processes",
+        driver: exec_warm,
+        raw: vec![],
         unit: "ms",
     });
     rows.push(Row {
