@@ -1,14 +1,19 @@
 //! Commands inside the sprite: spawning each in its own process group, forwarding its
 //! stdio, enforcing its timeout and output cap, and reaping every child (the agent is
 //! the sandbox's init, so orphans land on it too).
+//!
+//! Pipes and children are served by plain threads with blocking calls, never through
+//! epoll (tokio's I/O driver): after `runsc restore` this gVisor can hand an epoll
+//! instance an event for a registration that was gone at the checkpoint, and tokio then
+//! follows a dangling pointer. A blocked read, write or wait simply carries on.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::proto::{ExecSpec, ExitInfo, Frame, Kind, CHUNK};
@@ -24,38 +29,48 @@ static CHILDREN: Mutex<Option<HashMap<i32, oneshot::Sender<i32>>>> = Mutex::new(
 /// its pipes open (a daemon started in the background must not hang the command).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(100);
 
-/// Starts reaping children on SIGCHLD.
+/// Counts spawns, so the reaper can sleep while the agent has no children at all.
+static SPAWNS: (Mutex<u64>, Condvar) = (Mutex::new(0), Condvar::new());
+
+/// Starts the reaper thread: it waits for any child to end (commands, and orphans that
+/// were reparented to the agent as init) and hands each command its exit code.
 pub fn start_reaper() -> std::io::Result<()> {
-    let mut sig = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
-    tokio::spawn(async move {
-        loop {
-            reap();
-            if sig.recv().await.is_none() {
-                return;
-            }
-        }
-    });
+    std::thread::Builder::new()
+        .name("reaper".into())
+        .spawn(reap_forever)?;
     Ok(())
 }
 
-fn reap() {
-    let mut guard = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
+fn reap_forever() {
     loop {
+        let seen = *SPAWNS.0.lock().unwrap_or_else(|e| e.into_inner());
         let mut status = 0;
         // SAFETY: waitpid with a valid pointer to an int.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid <= 0 {
-            return;
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid > 0 {
+            exited(pid, status);
+            continue;
         }
-        if let Some(tx) = map.remove(&pid) {
-            let code = if libc::WIFSIGNALED(status) {
-                128 + libc::WTERMSIG(status)
-            } else {
-                libc::WEXITSTATUS(status)
-            };
-            let _ = tx.send(code);
+        if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
         }
+        // No children: nothing can end (or be orphaned to us) before the next spawn.
+        let mut spawns = SPAWNS.0.lock().unwrap_or_else(|e| e.into_inner());
+        while *spawns == seen {
+            spawns = SPAWNS.1.wait(spawns).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+fn exited(pid: i32, status: i32) {
+    let mut guard = CHILDREN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(tx) = guard.get_or_insert_with(HashMap::new).remove(&pid) {
+        let code = if libc::WIFSIGNALED(status) {
+            128 + libc::WTERMSIG(status)
+        } else {
+            libc::WEXITSTATUS(status)
+        };
+        let _ = tx.send(code);
     }
 }
 
@@ -90,6 +105,8 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
                 guard
                     .get_or_insert_with(HashMap::new)
                     .insert(child.id() as i32, exit_tx);
+                *SPAWNS.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+                SPAWNS.1.notify_all();
                 child
             }
             Err(e) => {
@@ -105,33 +122,25 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
     };
     let pgid = child.id() as i32;
     let truncated = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
+    let mut pumps = Vec::new();
     let max = spec.max_output;
-    if let Some(Ok(s)) = child
-        .stdout
-        .take()
-        .map(tokio::process::ChildStdout::from_std)
-    {
-        let pump = pump(s, Kind::Stdout, chan, max, out.clone(), truncated.clone());
-        tasks.push(tokio::spawn(pump));
+    if let Some(stdout) = child.stdout.take() {
+        pumps.push(pump(stdout, Kind::Stdout, chan, max, &out, &truncated));
     }
-    if let Some(Ok(s)) = child
-        .stderr
-        .take()
-        .map(tokio::process::ChildStderr::from_std)
-    {
-        let pump = pump(s, Kind::Stderr, chan, max, out.clone(), truncated.clone());
-        tasks.push(tokio::spawn(pump));
+    if let Some(stderr) = child.stderr.take() {
+        pumps.push(pump(stderr, Kind::Stderr, chan, max, &out, &truncated));
     }
     let (stdin_tx, mut stdin_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if let Some(Ok(mut stdin)) = child.stdin.take().map(tokio::process::ChildStdin::from_std) {
-        tokio::spawn(async move {
-            while let Some(data) = stdin_rx.recv().await {
-                if stdin.write_all(&data).await.is_err() {
-                    return;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn(move || {
+                while let Some(data) = stdin_rx.blocking_recv() {
+                    if stdin.write_all(&data).is_err() {
+                        return;
+                    }
                 }
-            }
-        });
+            });
     }
     let mut stdin_tx = Some(stdin_tx);
 
@@ -164,7 +173,11 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
     if timed_out {
         kill_group(pgid);
     }
-    let drain = futures_join(tasks);
+    let drain = async {
+        for done in pumps {
+            let _ = done.await;
+        }
+    };
     let _ = tokio::time::timeout(DRAIN_AFTER_EXIT, drain).await;
     let info = ExitInfo {
         code,
@@ -172,12 +185,6 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
         truncated: truncated.load(Ordering::Relaxed),
     };
     let _ = out.send(Frame::json(Kind::Exit, chan, &info).encode());
-}
-
-async fn futures_join(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for t in tasks {
-        let _ = t.await;
-    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -196,32 +203,46 @@ fn finish_early(out: &Out, chan: u32, code: i32, message: String) {
     let _ = out.send(Frame::json(Kind::Exit, chan, &info).encode());
 }
 
-async fn pump<R: AsyncRead + Unpin>(
+/// Forwards one of the command's output pipes on a thread of its own, up to `max` bytes
+/// (0 = no cap); the receiver fires when the pipe is closed.
+fn pump<R: Read + Send + 'static>(
     mut r: R,
     kind: Kind,
     chan: u32,
     max: u64,
-    out: Out,
-    truncated: Arc<AtomicBool>,
-) {
-    let mut sent = 0u64;
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let keep = if max == 0 {
-            n
-        } else {
-            n.min(max.saturating_sub(sent) as usize)
-        };
-        if keep < n {
-            truncated.store(true, Ordering::Relaxed);
+    out: &Out,
+    truncated: &Arc<AtomicBool>,
+) -> oneshot::Receiver<()> {
+    let (done, finished) = oneshot::channel();
+    let (out, truncated) = (out.clone(), truncated.clone());
+    let forward = move || {
+        let mut sent = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match r.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let keep = if max == 0 {
+                n
+            } else {
+                n.min(max.saturating_sub(sent) as usize)
+            };
+            if keep < n {
+                truncated.store(true, Ordering::Relaxed);
+            }
+            if keep > 0 {
+                sent += keep as u64;
+                send(&out, kind, chan, buf[..keep].to_vec());
+            }
         }
-        if keep > 0 {
-            sent += keep as u64;
-            send(&out, kind, chan, buf[..keep].to_vec());
-        }
-    }
+        let _ = done.send(());
+    };
+    // A thread that cannot start leaves the pipe unread; the command still ends.
+    let _ = std::thread::Builder::new()
+        .name("output".into())
+        .spawn(forward);
+    finished
 }

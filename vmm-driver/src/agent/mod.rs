@@ -20,8 +20,10 @@ pub use client::AgentClient;
 /// exit code. As the sandbox's init it never returns: when the driver goes away it stays
 /// up to keep the machine alive and reap orphans, and a new agent can be started beside it.
 pub fn main() -> i32 {
+    // Timers only: no I/O driver, so nothing in the agent goes through epoll (see
+    // `exec` for why).
     let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .build()
     {
         Ok(rt) => rt,
