@@ -296,8 +296,8 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
             .map_err(|e| format!("step 7: {e}"))?;
         let c = CheckpointId::from_key(i);
         let t = Instant::now();
-        // Checkpoint and restore failures are counted, not fatal: this runsc's restore
-        // is flaky (see BENCH.md).
+        // Checkpoint and restore failures are counted and listed, not fatal, so one bad
+        // run does not hide the figures of the others.
         let outcome: Result<(), String> = async {
             d.checkpoint(id, &c)
                 .await

@@ -69,9 +69,9 @@ const NUDGE_EVERY: Duration = Duration::from_millis(50);
 /// How often a restore is tried before giving up.
 const RESTORE_ATTEMPTS: usize = 4;
 
-/// Restores the sandbox from a checkpoint image and checks that its agent answers. This
-/// runsc's restore is flaky: now and then the restored init faults on its first
-/// instruction (SIGSEGV at address 0) and the sandbox exits. The disk is untouched by
+/// Restores the sandbox from a checkpoint image and checks that its agent answers. A
+/// restored sandbox that dies or stays silent is torn down and restored again (the known
+/// causes are fixed, see BENCH.md; this is the safety net). The disk is untouched by
 /// then, so trying again from the same image is safe. `before_each` runs before every
 /// attempt (restore uses it to put the disk back).
 pub(super) async fn restore_checked<F>(
