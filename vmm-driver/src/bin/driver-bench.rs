@@ -195,6 +195,26 @@ fn print(rows: &[Row]) {
     }
 }
 
+/// Times `n` execs of `true` on the machine, in milliseconds.
+async fn exec_true_times(
+    d: &Arc<dyn Driver>,
+    id: &MachineId,
+    n: usize,
+    step: &str,
+) -> Result<Vec<f64>, String> {
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let req = ExecRequest {
+            argv: vec!["true".into()],
+            ..Default::default()
+        };
+        d.exec(id, req).await.map_err(|e| format!("{step}: {e}"))?;
+        times.push(ms(t.elapsed()));
+    }
+    Ok(times)
+}
+
 async fn bench(runs: usize, sprites: usize) -> Res<()> {
     // Raw first: the driver makes this process a subreaper, which would keep the raw
     // sandboxes (its descendants) as unreaped zombies.
@@ -247,13 +267,7 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
             .await
             .map_err(|e| format!("step 3: {e}"))?;
         create.push(ms(t.elapsed()));
-        for _ in 0..5 {
-            let t = Instant::now();
-            d.exec(id, t_true())
-                .await
-                .map_err(|e| format!("step 4: {e}"))?;
-            exec.push(ms(t.elapsed()));
-        }
+        exec.extend(exec_true_times(&d, id, 5, "step 4").await?);
 
         // What bounds an exec: the agent's round trip without a process (a small file
         // read), and what a process costs inside gVisor (bash running /bin/true).
@@ -277,13 +291,7 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
         .map_err(|e| format!("step 4c: {e}"))?;
         in_sandbox.push(ms(t.elapsed()) / 20.0);
         // The same exec once the sprite has run a few dozen processes.
-        for _ in 0..5 {
-            let t = Instant::now();
-            d.exec(id, t_true())
-                .await
-                .map_err(|e| format!("step 4d: {e}"))?;
-            exec_warm.push(ms(t.elapsed()));
-        }
+        exec_warm.extend(exec_true_times(&d, id, 5, "step 4d").await?);
 
         let t = Instant::now();
         d.pause(id).await.map_err(|e| format!("step 5: {e}"))?;
