@@ -39,11 +39,13 @@ pub fn missing() -> Vec<&'static str> {
 }
 
 /// Files held open for sampling one machine. The disk entry is a directory on the
-/// machine's own filesystem, for `fstatvfs`.
+/// machine's own filesystem, for `fstatvfs`; while that filesystem is not mounted the
+/// disk's use is what its sparse image file holds.
 pub struct UsageFiles {
     cpu: Option<File>,
     memory: Option<File>,
     disk: Option<File>,
+    image: PathBuf,
 }
 
 fn pread_u64(file: &File) -> Option<u64> {
@@ -71,8 +73,10 @@ pub fn fs_used(file: &File) -> Option<u64> {
 }
 
 impl UsageFiles {
-    /// Opens what exists now: the disk always, the cgroup files while the sandbox runs.
-    pub fn open(id: &MachineId, disk_dir: &Path, running: bool) -> Self {
+    /// Opens what exists now: the disk when it is mounted (never the directory under
+    /// it, which would report the host's filesystem), the cgroup files while the sandbox
+    /// runs.
+    pub fn open(id: &MachineId, disk_dir: &Path, image: &Path, running: bool) -> Self {
         let open = |p: PathBuf| File::open(p).ok();
         Self {
             cpu: running
@@ -81,16 +85,21 @@ impl UsageFiles {
             memory: running
                 .then(|| open(dir("memory", id).join("memory.usage_in_bytes")))
                 .flatten(),
-            disk: open(disk_dir.to_path_buf()),
+            disk: super::disk::is_mountpoint(disk_dir)
+                .then(|| open(disk_dir.to_path_buf()))
+                .flatten(),
+            image: image.to_path_buf(),
         }
     }
 
-    /// Nothing open: every reading is zero.
-    pub fn closed() -> Self {
+    /// Nothing open (so the disk can be unmounted): CPU and memory read zero, the disk
+    /// what its image file holds.
+    pub fn closed(image: &Path) -> Self {
         Self {
             cpu: None,
             memory: None,
             disk: None,
+            image: image.to_path_buf(),
         }
     }
 
@@ -99,7 +108,40 @@ impl UsageFiles {
         UsageSample {
             cpu_ns: self.cpu.as_ref().and_then(pread_u64).unwrap_or(0),
             memory_bytes: self.memory.as_ref().and_then(pread_u64).unwrap_or(0),
-            disk_bytes: self.disk.as_ref().and_then(fs_used).unwrap_or(0),
+            disk_bytes: match &self.disk {
+                Some(file) => fs_used(file).unwrap_or(0),
+                None => super::disk::allocated(&self.image),
+            },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unmounted_disk_reads_as_its_image_not_the_host_filesystem() {
+        let dir = std::env::temp_dir().join(format!("corral-usage-{}", std::process::id()));
+        let disk = dir.join("disk");
+        std::fs::create_dir_all(&disk).unwrap();
+        let image = dir.join("disk.img");
+        let file = File::create(&image).unwrap();
+        file.set_len(1 << 30).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[7u8; 1 << 20], 4096).unwrap();
+        file.sync_all().unwrap();
+
+        let id = MachineId::from_key(0x7e57);
+        let sample = UsageFiles::open(&id, &disk, &image, false).sample();
+        // The sparse image holds about 1 MiB; the host's filesystem holds gigabytes.
+        assert!(
+            ((1 << 20)..(4 << 20)).contains(&sample.disk_bytes),
+            "{sample:?}"
+        );
+        assert_eq!(
+            UsageFiles::closed(&image).sample().disk_bytes,
+            sample.disk_bytes
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

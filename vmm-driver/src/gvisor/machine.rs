@@ -119,7 +119,12 @@ pub struct Machine {
 impl Machine {
     /// A machine in `state`.
     pub fn new(id: MachineId, paths: Paths, meta: Meta, state: MachineState) -> Self {
-        let usage = UsageFiles::open(&id, &paths.disk(), state != MachineState::Stopped);
+        let usage = UsageFiles::open(
+            &id,
+            &paths.disk(),
+            &paths.image(),
+            state != MachineState::Stopped,
+        );
         Self {
             id,
             paths,
@@ -144,13 +149,14 @@ impl Machine {
 
     /// Reopens the usage files (after the sandbox started or stopped).
     pub fn reopen_usage(&self, running: bool) {
-        let files = UsageFiles::open(&self.id, &self.paths.disk(), running);
+        let files = UsageFiles::open(&self.id, &self.paths.disk(), &self.paths.image(), running);
         *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = files;
     }
 
     /// Closes every usage file, the one on the disk included, so the disk can be
     /// unmounted for real (not lazily, with the old filesystem lingering).
     pub fn release_usage(&self) {
-        *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = UsageFiles::closed();
+        *self.usage.lock().unwrap_or_else(|e| e.into_inner()) =
+            UsageFiles::closed(&self.paths.image());
     }
 }
