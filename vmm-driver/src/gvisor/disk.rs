@@ -127,7 +127,8 @@ pub fn unmount(path: &Path) -> Result<()> {
     // A lazy unmount leaves the old filesystem alive behind the new one: a restore
     // from a checkpoint then faults inside the sandbox. Callers close their own files
     // on the disk first, so this is someone else's.
-    tracing::warn!(path = %path.display(), error = %io::Error::last_os_error(), "disk busy; unmounting lazily");
+    let error = io::Error::last_os_error();
+    tracing::warn!(path = %path.display(), %error, holders = ?holders(path), "disk busy; unmounting lazily");
     // SAFETY: as above.
     if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
         return Ok(());
@@ -136,6 +137,43 @@ pub fn unmount(path: &Path) -> Result<()> {
         format!("unmounting {}", path.display()),
         io::Error::last_os_error(),
     ))
+}
+
+/// Processes with a file, working directory or root under `path` (what keeps it busy),
+/// as `pid:comm`.
+fn holders(path: &Path) -> Vec<String> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let under = |link: &Path| std::fs::read_link(link).is_ok_and(|target| target.starts_with(path));
+    let mut found = Vec::new();
+    for entry in procs.flatten() {
+        let dir = entry.path();
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        let fds = std::fs::read_dir(dir.join("fd"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        let busy = under(&dir.join("cwd"))
+            || under(&dir.join("root"))
+            || fds.into_iter().any(|fd| under(&fd.path()));
+        if busy {
+            let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            found.push(format!(
+                "{}:{}",
+                entry.file_name().to_string_lossy(),
+                comm.trim()
+            ));
+        }
+    }
+    found
 }
 
 /// Flushes the filesystem holding `dir` to its image, so a copy of the image file is a
