@@ -32,17 +32,12 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    // The runtime runs on its own thread while the main thread only waits for it: a
-    // restored sandbox more often faulted in its first thread when that thread was the
-    // one inside epoll_wait.
-    let worker = std::thread::spawn(move || runtime.block_on(run_stdio()));
-    match worker.join() {
-        Ok(Ok(())) => 0,
-        Ok(Err(e)) => {
+    match runtime.block_on(run_stdio()) {
+        Ok(()) => 0,
+        Err(e) => {
             eprintln!("corral agent: {e}");
             1
         }
-        Err(_) => 1,
     }
 }
 
