@@ -240,6 +240,19 @@ async fn exec_scenario(b: &Backend) {
     assert_eq!(code, 0);
     assert!(out.starts_with("hello\n12"), "{out:?}");
 
+    // The everyday tools work (coreutils' statx flags included).
+    let (code, out, err) = run(
+        d,
+        &id,
+        "ls / && stat -c %F /etc && cp /etc/hostname /tmp/h && du -s /etc",
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("etc\n") && out.contains("directory\n"),
+        "{out:?}"
+    );
+
     // argv, env, cwd, stdin, stderr and the exit code.
     let out = d
         .exec(

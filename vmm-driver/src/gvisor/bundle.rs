@@ -12,6 +12,12 @@ use crate::{DriverError, MachineId, Result};
 pub const AGENT_MOUNT: &str = "/.corral";
 /// The agent's path inside every machine.
 pub const AGENT_IN_MACHINE: &str = "/.corral/agent";
+/// The statx shim's file name in the agent's directory.
+pub const STATX_SHIM_FILE: &str = "statx-shim.so";
+/// The statx shim's path inside every machine (see `shim/statx.c`). It is preloaded
+/// through the environment rather than `/etc/ld.so.preload`: reading that file costs
+/// every new process in a sprite about 0.8 ms more under gVisor.
+pub const STATX_SHIM_IN_MACHINE: &str = "/.corral/statx-shim.so";
 /// CFS period for the CPU quota.
 const CPU_PERIOD_US: u64 = 100_000;
 /// Host tasks a machine may hold (gofer, sentry threads, one ptrace stub per process
@@ -58,6 +64,7 @@ pub fn write(
                 "HOME=/root",
                 "TERM=xterm",
                 "LANG=C.UTF-8",
+                format!("LD_PRELOAD={STATX_SHIM_IN_MACHINE}"),
             ],
             "cwd": "/",
             "capabilities": {

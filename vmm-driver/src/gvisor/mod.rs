@@ -66,6 +66,21 @@ fn install_agent(agent_path: &Path, agent_dir: &Path) -> Result<()> {
     std::fs::rename(&tmp, &dst).map_err(io("installing the agent binary"))
 }
 
+/// The statx shim every sprite preloads (see `shim/statx.c`), built by `build.rs`.
+const STATX_SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/statx-shim.so"));
+
+/// Writes the statx shim beside the agent (atomically, unless it is there already).
+fn install_shim(agent_dir: &Path) -> Result<()> {
+    let io = |what: &'static str| move |e: std::io::Error| DriverError::backend(what, e);
+    let dst = agent_dir.join(bundle::STATX_SHIM_FILE);
+    if std::fs::read(&dst).is_ok_and(|old| old == STATX_SHIM) {
+        return Ok(());
+    }
+    let tmp = agent_dir.join(".shim.tmp");
+    std::fs::write(&tmp, STATX_SHIM).map_err(io("writing the statx shim"))?;
+    std::fs::rename(&tmp, &dst).map_err(io("installing the statx shim"))
+}
+
 impl Gvisor {
     /// Checks what the backend needs (runsc, the base image, cgroup v1 mounts, the agent,
     /// root), then finds the machines a previous run left and re-mounts their disks.
@@ -95,6 +110,7 @@ impl Gvisor {
         image::current(&config.image_dir)?;
         let agent_dir = config.state_dir.join("agent");
         install_agent(&config.agent_path, &agent_dir)?;
+        install_shim(&agent_dir)?;
         let root = config.state_dir.join("runsc");
         let machines_dir = config.state_dir.join("machines");
         for d in [&root, &machines_dir] {
