@@ -9,25 +9,59 @@ use common::{db, sprite, t0, tenant};
 use corral_metering::db as mdb;
 use corral_metering::recorded::RecordedFleet;
 use corral_metering::{Meter, MeterConfig, Nanos, Period, Prices, Sample, Scope};
+use sqlx::SqlitePool;
+use tempfile::TempDir;
+
+/// Tenant `t1` with `cap` and one sprite of it (id 1) in a recorded fleet.
+async fn one_sprite(cap: i64) -> (TempDir, SqlitePool, Arc<RecordedFleet>) {
+    let (dir, pool) = db().await;
+    tenant(&pool, "t1", Some(cap)).await;
+    let fleet = Arc::new(RecordedFleet::default());
+    fleet.insert(sprite(&pool, 1, "t1", None).await);
+    (dir, pool, fleet)
+}
+
+/// $0.001 per CPU-second and nothing else; tick 1 s, declared pause latency 1 s.
+fn config() -> MeterConfig {
+    MeterConfig {
+        prices: Prices {
+            cpu_nanos_per_cpu_s: 1_000_000,
+            memory_nanos_per_gb_s: 0,
+            disk_nanos_per_gb_month: 0,
+        },
+        ..MeterConfig::default()
+    }
+}
+
+/// Sprite 1's cumulative CPU counter now reads `cpu_ns`.
+fn set_cpu(fleet: &RecordedFleet, cpu_ns: u64) {
+    fleet.set_sample(
+        1,
+        Some(Sample {
+            cpu_ns,
+            ..Sample::default()
+        }),
+    );
+}
+
+/// What tenant `t1` has spent in the period holding `now`.
+async fn tenant_spent(pool: &SqlitePool, now: i64) -> Nanos {
+    let mut conn = pool.acquire().await.unwrap();
+    mdb::scope_spent(
+        &mut conn,
+        &Scope::Tenant("t1".into()),
+        Period::containing(now).start_ms,
+    )
+    .await
+    .unwrap()
+}
 
 #[tokio::test]
 async fn a_pause_slower_than_declared_is_never_billed_past_the_cap() {
     for pause_ms in [1_000, 1_500, 3_000, 10_000] {
         for cap in [19_000_000, 20_500_000, 21_999_999] {
-            let (_dir, pool) = db().await;
-            tenant(&pool, "t1", Some(cap)).await;
-            let fleet = Arc::new(RecordedFleet::default());
-            fleet.insert(sprite(&pool, 1, "t1", None).await);
-            // $0.001 per CPU-second; tick 1 s, declared pause latency 1 s.
-            let config = MeterConfig {
-                prices: Prices {
-                    cpu_nanos_per_cpu_s: 1_000_000,
-                    memory_nanos_per_gb_s: 0,
-                    disk_nanos_per_gb_month: 0,
-                },
-                ..MeterConfig::default()
-            };
-            let mut meter = Meter::new(pool.clone(), fleet.clone(), config);
+            let (_dir, pool, fleet) = one_sprite(cap).await;
+            let mut meter = Meter::new(pool.clone(), fleet.clone(), config());
             let (mut now, mut counter, mut burning) = (t0(), 0u64, true);
             fleet.set_sample(1, Some(Sample::default()));
             meter.tick_at(now).await.unwrap();
@@ -41,22 +75,9 @@ async fn a_pause_slower_than_declared_is_never_billed_past_the_cap() {
                 }
                 burning &= !pausing;
                 now += dt;
-                fleet.set_sample(
-                    1,
-                    Some(Sample {
-                        cpu_ns: counter,
-                        ..Sample::default()
-                    }),
-                );
+                set_cpu(&fleet, counter);
                 meter.tick_at(now).await.unwrap();
-                let mut conn = pool.acquire().await.unwrap();
-                let spent = mdb::scope_spent(
-                    &mut conn,
-                    &Scope::Tenant("t1".into()),
-                    Period::containing(now).start_ms,
-                )
-                .await
-                .unwrap();
+                let spent = tenant_spent(&pool, now).await;
                 assert!(
                     spent <= Nanos(cap),
                     "pause {pause_ms} ms, cap {cap}: spent {spent:?}"
@@ -71,54 +92,24 @@ async fn a_pause_slower_than_declared_is_never_billed_past_the_cap() {
 async fn a_restart_right_after_a_slow_pause_bills_no_more_than_reserved() {
     for pause_ms in [1_000, 1_500, 3_000] {
         for cap in [19_000_000, 20_500_000, 21_999_999] {
-            let (_dir, pool) = db().await;
-            tenant(&pool, "t1", Some(cap)).await;
-            let fleet = Arc::new(RecordedFleet::default());
-            fleet.insert(sprite(&pool, 1, "t1", None).await);
-            let config = MeterConfig {
-                prices: Prices {
-                    cpu_nanos_per_cpu_s: 1_000_000,
-                    memory_nanos_per_gb_s: 0,
-                    disk_nanos_per_gb_month: 0,
-                },
-                ..MeterConfig::default()
-            };
-            let mut meter = Meter::new(pool.clone(), fleet.clone(), config);
+            let (_dir, pool, fleet) = one_sprite(cap).await;
+            let mut meter = Meter::new(pool.clone(), fleet.clone(), config());
             let (mut now, mut counter) = (t0(), 0u64);
             fleet.set_sample(1, Some(Sample::default()));
             meter.tick_at(now).await.unwrap();
             while fleet.is_running(1) {
                 counter += 2_000_000_000;
                 now += 1_000;
-                fleet.set_sample(
-                    1,
-                    Some(Sample {
-                        cpu_ns: counter,
-                        ..Sample::default()
-                    }),
-                );
+                set_cpu(&fleet, counter);
                 meter.tick_at(now).await.unwrap();
             }
             // The pause lands late, the server dies and comes back a minute later.
             counter += 2 * pause_ms as u64 * 1_000_000;
             now += 60_000;
-            fleet.set_sample(
-                1,
-                Some(Sample {
-                    cpu_ns: counter,
-                    ..Sample::default()
-                }),
-            );
-            let mut meter = Meter::new(pool.clone(), fleet.clone(), config);
+            set_cpu(&fleet, counter);
+            let mut meter = Meter::new(pool.clone(), fleet.clone(), config());
             meter.tick_at(now).await.unwrap();
-            let mut conn = pool.acquire().await.unwrap();
-            let spent = mdb::scope_spent(
-                &mut conn,
-                &Scope::Tenant("t1".into()),
-                Period::containing(now).start_ms,
-            )
-            .await
-            .unwrap();
+            let spent = tenant_spent(&pool, now).await;
             assert!(
                 spent <= Nanos(cap),
                 "pause {pause_ms} ms, cap {cap}: spent {spent:?}"
