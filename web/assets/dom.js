@@ -67,6 +67,20 @@ export function onSubmit(formId, errorId, work) {
   });
 }
 
+/**
+ * Fills a list from `fetch()` with `render`; on failure hides the list's "empty" line
+ * (`${name}-empty`) and shows the error in `${name}-list-error`.
+ */
+export async function loadList(name, fetch, render) {
+  try {
+    render(await fetch());
+    clearError(`${name}-list-error`);
+  } catch (error) {
+    $(`${name}-empty`).hidden = true;
+    showError(`${name}-list-error`, error);
+  }
+}
+
 /** An RFC 3339 time as a short local date and time. */
 export function when(iso) {
   if (!iso) return "—";

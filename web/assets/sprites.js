@@ -2,7 +2,7 @@
 // pause, resume and delete buttons on each row.
 
 import { api } from "./api.js";
-import { $, button, clearError, el, onSubmit, row, showError } from "./dom.js";
+import { $, button, clearError, el, loadList, onSubmit, row, showError } from "./dom.js";
 import { formatUsd, toJson } from "./money.js";
 
 function stateCell(sprite) {
@@ -68,13 +68,7 @@ function render(sprites) {
 
 /** Loads and shows the sprites. */
 export async function load() {
-  try {
-    render((await api("GET", "/v1/sprites")).sprites);
-    clearError("sprite-list-error");
-  } catch (error) {
-    $("sprite-empty").hidden = true;
-    showError("sprite-list-error", error);
-  }
+  await loadList("sprite", async () => (await api("GET", "/v1/sprites")).sprites, render);
 }
 
 onSubmit("sprite-form", "sprite-error", async (form) => {

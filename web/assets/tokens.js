@@ -2,7 +2,7 @@
 // once with a copy button, list the tokens with their spend, and revoke them.
 
 import { api } from "./api.js";
-import { $, button, clearError, el, onSubmit, row, showError, when } from "./dom.js";
+import { $, button, clearError, el, loadList, onSubmit, row, showError, when } from "./dom.js";
 import { formatUsd, parseUsd, toJson } from "./money.js";
 
 function status(token) {
@@ -50,13 +50,7 @@ function render(tokens) {
 
 /** Loads and shows the tokens. */
 export async function load() {
-  try {
-    render((await api("GET", "/v1/tokens")).tokens);
-    clearError("token-list-error");
-  } catch (error) {
-    $("token-empty").hidden = true;
-    showError("token-list-error", error);
-  }
+  await loadList("token", async () => (await api("GET", "/v1/tokens")).tokens, render);
 }
 
 /** Hides a shown secret, for the next person to log in. */
