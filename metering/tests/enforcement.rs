@@ -6,31 +6,11 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{db, sprite, t0, tenant, token};
+use common::{cpu_only, db, spent, sprite, t0, tenant, token};
 use corral_metering::db as mdb;
 use corral_metering::period::{days_from_civil, DAY_MS};
 use corral_metering::recorded::RecordedFleet;
-use corral_metering::{Meter, MeterConfig, Nanos, Period, Prices, Sample, Scope};
-use sqlx::SqlitePool;
-
-/// $0.001 per CPU-second, memory and disk free: easy sums.
-fn cpu_only() -> MeterConfig {
-    MeterConfig {
-        prices: Prices {
-            cpu_nanos_per_cpu_s: 1_000_000,
-            memory_nanos_per_gb_s: 0,
-            disk_nanos_per_gb_month: 0,
-        },
-        ..MeterConfig::default()
-    }
-}
-
-async fn spent(pool: &SqlitePool, scope: &Scope, at_ms: i64) -> Nanos {
-    let mut conn = pool.acquire().await.unwrap();
-    mdb::scope_spent(&mut conn, scope, Period::containing(at_ms).start_ms)
-        .await
-        .unwrap()
-}
+use corral_metering::{Meter, MeterConfig, Nanos, Prices, Sample, Scope};
 
 /// Runs `ticks` one-second ticks; running sprites burn both vCPUs flat out, and a sprite
 /// paused by the last tick still burns one more second (the pause latency).

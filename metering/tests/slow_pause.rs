@@ -5,10 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{db, sprite, t0, tenant};
-use corral_metering::db as mdb;
+use common::{cpu_only, db, spent, sprite, t0, tenant};
 use corral_metering::recorded::RecordedFleet;
-use corral_metering::{Meter, MeterConfig, Nanos, Period, Prices, Sample, Scope};
+use corral_metering::{Meter, Nanos, Sample, Scope};
 use sqlx::SqlitePool;
 use tempfile::TempDir;
 
@@ -19,18 +18,6 @@ async fn one_sprite(cap: i64) -> (TempDir, SqlitePool, Arc<RecordedFleet>) {
     let fleet = Arc::new(RecordedFleet::default());
     fleet.insert(sprite(&pool, 1, "t1", None).await);
     (dir, pool, fleet)
-}
-
-/// $0.001 per CPU-second and nothing else; tick 1 s, declared pause latency 1 s.
-fn config() -> MeterConfig {
-    MeterConfig {
-        prices: Prices {
-            cpu_nanos_per_cpu_s: 1_000_000,
-            memory_nanos_per_gb_s: 0,
-            disk_nanos_per_gb_month: 0,
-        },
-        ..MeterConfig::default()
-    }
 }
 
 /// Sprite 1's cumulative CPU counter now reads `cpu_ns`.
@@ -44,24 +31,12 @@ fn set_cpu(fleet: &RecordedFleet, cpu_ns: u64) {
     );
 }
 
-/// What tenant `t1` has spent in the period holding `now`.
-async fn tenant_spent(pool: &SqlitePool, now: i64) -> Nanos {
-    let mut conn = pool.acquire().await.unwrap();
-    mdb::scope_spent(
-        &mut conn,
-        &Scope::Tenant("t1".into()),
-        Period::containing(now).start_ms,
-    )
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn a_pause_slower_than_declared_is_never_billed_past_the_cap() {
     for pause_ms in [1_000, 1_500, 3_000, 10_000] {
         for cap in [19_000_000, 20_500_000, 21_999_999] {
             let (_dir, pool, fleet) = one_sprite(cap).await;
-            let mut meter = Meter::new(pool.clone(), fleet.clone(), config());
+            let mut meter = Meter::new(pool.clone(), fleet.clone(), cpu_only());
             let (mut now, mut counter, mut burning) = (t0(), 0u64, true);
             fleet.set_sample(1, Some(Sample::default()));
             meter.tick_at(now).await.unwrap();
@@ -77,7 +52,7 @@ async fn a_pause_slower_than_declared_is_never_billed_past_the_cap() {
                 now += dt;
                 set_cpu(&fleet, counter);
                 meter.tick_at(now).await.unwrap();
-                let spent = tenant_spent(&pool, now).await;
+                let spent = spent(&pool, &Scope::Tenant("t1".into()), now).await;
                 assert!(
                     spent <= Nanos(cap),
                     "pause {pause_ms} ms, cap {cap}: spent {spent:?}"
@@ -93,7 +68,7 @@ async fn a_restart_right_after_a_slow_pause_bills_no_more_than_reserved() {
     for pause_ms in [1_000, 1_500, 3_000] {
         for cap in [19_000_000, 20_500_000, 21_999_999] {
             let (_dir, pool, fleet) = one_sprite(cap).await;
-            let mut meter = Meter::new(pool.clone(), fleet.clone(), config());
+            let mut meter = Meter::new(pool.clone(), fleet.clone(), cpu_only());
             let (mut now, mut counter) = (t0(), 0u64);
             fleet.set_sample(1, Some(Sample::default()));
             meter.tick_at(now).await.unwrap();
@@ -107,9 +82,9 @@ async fn a_restart_right_after_a_slow_pause_bills_no_more_than_reserved() {
             counter += 2 * pause_ms as u64 * 1_000_000;
             now += 60_000;
             set_cpu(&fleet, counter);
-            let mut meter = Meter::new(pool.clone(), fleet.clone(), config());
+            let mut meter = Meter::new(pool.clone(), fleet.clone(), cpu_only());
             meter.tick_at(now).await.unwrap();
-            let spent = tenant_spent(&pool, now).await;
+            let spent = spent(&pool, &Scope::Tenant("t1".into()), now).await;
             assert!(
                 spent <= Nanos(cap),
                 "pause {pause_ms} ms, cap {cap}: spent {spent:?}"

@@ -2,8 +2,9 @@
 //! in the accounts and sprites tables.
 #![allow(dead_code)]
 
+use corral_metering::db as mdb;
 use corral_metering::period::{days_from_civil, DAY_MS};
-use corral_metering::FleetSprite;
+use corral_metering::{FleetSprite, MeterConfig, Nanos, Period, Prices, Scope};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 use tempfile::TempDir;
@@ -83,4 +84,24 @@ pub async fn sprite(pool: &SqlitePool, id: i64, tenant: &str, token: Option<&str
         cpus: 2,
         memory_mb: 1024,
     }
+}
+
+/// $0.001 per CPU-second, memory and disk free: easy sums.
+pub fn cpu_only() -> MeterConfig {
+    MeterConfig {
+        prices: Prices {
+            cpu_nanos_per_cpu_s: 1_000_000,
+            memory_nanos_per_gb_s: 0,
+            disk_nanos_per_gb_month: 0,
+        },
+        ..MeterConfig::default()
+    }
+}
+
+/// What `scope` has spent in the period holding `at_ms`.
+pub async fn spent(pool: &SqlitePool, scope: &Scope, at_ms: i64) -> Nanos {
+    let mut conn = pool.acquire().await.unwrap();
+    mdb::scope_spent(&mut conn, scope, Period::containing(at_ms).start_ms)
+        .await
+        .unwrap()
 }
