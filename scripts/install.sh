@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Installs what Corral needs on Debian 12 (idempotent): Debian packages, the release and
-# test builds, and the sandbox base image. Run as root.
+# Installs what Corral needs on Debian 12 (idempotent): Debian packages, one build of
+# `corral` (debug by default, `--release` for the server people run), and the sandbox
+# base image made with that same binary. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+profile=debug
+cargo_profile=()
+if [ "${1:-}" = "--release" ]; then
+  profile=release
+  cargo_profile=(--release)
+fi
 
 IMAGE_DIR="${CORRAL_IMAGE_DIR:-/var/lib/corral/images}"
 packages=(runsc debootstrap wrk e2fsprogs iproute2 ca-certificates pkg-config gcc chromium chromium-driver)
@@ -21,11 +29,11 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
-echo "==> building corral"
-cargo build --quiet --bin corral
+echo "==> building corral ($profile)"
+cargo build --quiet "${cargo_profile[@]}" --bin corral
 
 if [ ! -d "$IMAGE_DIR/base" ]; then
   echo "==> building the sandbox base image in $IMAGE_DIR (Debian bookworm, about a minute)"
-  ./target/debug/corral image build --dir "$IMAGE_DIR"
+  "./target/$profile/corral" image build --dir "$IMAGE_DIR"
 fi
 echo "==> ready"

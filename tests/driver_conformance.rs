@@ -24,34 +24,9 @@ fn image_dir() -> PathBuf {
         .unwrap_or_else(|| "/var/lib/corral/images".into())
 }
 
-/// The agent binary: `CORRAL_AGENT`, or vmm-driver's `corral-agent` next to this test's
-/// target directory (built with cargo when missing).
+/// The agent binary: the `corral` binary itself (`corral agent`).
 fn agent_path() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            if let Some(p) = std::env::var_os("CORRAL_AGENT") {
-                return p.into();
-            }
-            let exe = std::env::current_exe().expect("test executable path");
-            let profile_dir = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>");
-            let agent = profile_dir.join("corral-agent");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let status = std::process::Command::new(cargo)
-                .args(["build", "-q", "-p", "vmm-driver", "--bin", "corral-agent"])
-                .status()
-                .expect("running cargo to build corral-agent");
-            assert!(
-                status.success() && agent.exists(),
-                "could not build {}",
-                agent.display()
-            );
-            agent
-        })
-        .clone()
+    env!("CARGO_BIN_EXE_corral").into()
 }
 
 /// A driver over a fresh state directory that cleans up after itself.

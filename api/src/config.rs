@@ -198,6 +198,17 @@ pub enum ConfigError {
         /// Why.
         why: String,
     },
+    /// A configured path cannot be made absolute (the working directory is gone).
+    #[error("{key} {}: cannot be made absolute ({source}); give an absolute path", path.display())]
+    Path {
+        /// Which setting.
+        key: &'static str,
+        /// The path as given.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Config {
@@ -220,7 +231,32 @@ impl Config {
             config.apply_toml(path, &text)?;
         }
         config.apply_env(env)?;
+        config.resolve_paths()?;
         Ok(config)
+    }
+
+    /// Makes every configured path absolute, once, against the directory `corral` was
+    /// started in: runsc, mount(2) and child processes run elsewhere, so a relative path
+    /// handed to them names the wrong place (a relative `./corral-data` once made every
+    /// create fail inside runsc's gofer).
+    pub fn resolve_paths(&mut self) -> Result<(), ConfigError> {
+        fn absolute(key: &'static str, path: &Path) -> Result<PathBuf, ConfigError> {
+            std::path::absolute(path).map_err(|source| ConfigError::Path {
+                key,
+                path: path.into(),
+                source,
+            })
+        }
+        self.data_dir = absolute("data_dir", &self.data_dir)?;
+        for (key, value) in [
+            ("image_dir", &mut self.image_dir),
+            ("agent_path", &mut self.agent_path),
+        ] {
+            if let Some(raw) = value.as_mut() {
+                *raw = absolute(key, Path::new(raw))?.display().to_string();
+            }
+        }
+        Ok(())
     }
 
     fn apply_toml(&mut self, path: &Path, text: &str) -> Result<(), ConfigError> {
@@ -278,6 +314,22 @@ mod tests {
             .apply_toml(Path::new("x.toml"), "tick_msec = 5")
             .unwrap_err();
         assert!(err.to_string().contains("tick_msec"));
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let env = |key: &str| match key {
+            "CORRAL_DATA_DIR" => Some("rel/data".to_string()),
+            "CORRAL_IMAGE_DIR" => Some("./images".to_string()),
+            _ => None,
+        };
+        let config = Config::load_with(None, &env).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(config.data_dir, cwd.join("rel/data"));
+        assert_eq!(config.image_dir(), cwd.join("images"));
+        let defaults = Config::load_with(None, &|_| None).unwrap();
+        assert_eq!(defaults.data_dir, cwd.join("corral-data"));
+        assert!(defaults.image_dir().is_absolute());
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct AlertFacts<'a> {
     pub period_end_ms: i64,
     /// The scope's sprites were paused for budget this tick.
     pub paused: bool,
+    /// The names of the sprites paused, when `paused`.
+    pub paused_sprites: Vec<&'a str>,
 }
 
 /// Subject and plain-text body of a threshold mail.
@@ -77,10 +79,18 @@ pub fn message(f: &AlertFacts<'_>) -> (String, String) {
         rfc3339(f.period_end_ms),
     );
     if f.paused {
-        body.push_str(
-            "Its running sprites were paused so that the cap is never passed. No data was \
-             deleted. Raise the cap (PUT /v1/budget) to resume them, or wait for the next period.\n",
-        );
+        let which = if f.paused_sprites.is_empty() {
+            "Its running sprites were paused".to_owned()
+        } else {
+            format!(
+                "Its running sprites were paused ({})",
+                f.paused_sprites.join(", ")
+            )
+        };
+        body.push_str(&format!(
+            "{which} so that the cap is never passed. No data was deleted. Raise the cap \
+             (PUT /v1/budget, or the budget page) to resume them, or wait for the next period.\n"
+        ));
     }
     (subject, body)
 }
@@ -117,6 +127,7 @@ mod tests {
             storage_reserved: Nanos::from_usd(1),
             period_end_ms: 1_796_083_200_000,
             paused: false,
+            paused_sprites: vec!["dev", "web"],
         };
         let (subject, body) = message(&facts);
         assert_eq!(
@@ -128,11 +139,13 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("2026-12-01T00:00:00Z"), "{body}");
+        assert!(!body.contains("dev, web"), "{body}");
         let (subject, body) = message(&AlertFacts {
             paused: true,
             ..facts
         });
         assert!(subject.contains("paused"));
         assert!(body.contains("No data was deleted"));
+        assert!(body.contains("sprites were paused (dev, web)"), "{body}");
     }
 }

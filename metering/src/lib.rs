@@ -5,7 +5,7 @@
 //! `/metrics`, and answers the money calls with the [`db`] functions: budgets
 //! ([`db::tenant_budget`], [`db::token_budget`], [`db::chain_budgets`]), the runway
 //! check behind 402s ([`db::check_runway`]), usage reports ([`db::usage`]), live sprite
-//! costs ([`db::sprite_costs`]) and the alert outbox ([`db::pending_outbox`]).
+//! costs ([`db::sprite_costs`]) and the alert outbox ([`db::undelivered`]).
 #![warn(missing_docs)]
 
 pub mod alerts;

@@ -91,23 +91,24 @@ async fn a_tenant_is_paused_before_its_cap_and_alerted_once_per_threshold() {
     assert_eq!(top.to_email, "t1@example.com");
     // Delivery bookkeeping.
     let now = t0() + 100_000;
-    let pending = mdb::pending_outbox(&mut conn, now, 10).await.unwrap();
+    let pending = mdb::undelivered(&mut conn, 20, 10).await.unwrap();
     assert_eq!(pending.len(), 3);
+    assert!(
+        pending.windows(2).all(|w| w[0].id < w[1].id),
+        "oldest first"
+    );
     mdb::mark_sent(&mut conn, pending[0].id, now).await.unwrap();
     mdb::mark_failed(&mut conn, pending[1].id, "smtp down", now + 60_000)
         .await
         .unwrap();
+    let left = mdb::undelivered(&mut conn, 20, 10).await.unwrap();
     assert_eq!(
-        mdb::pending_outbox(&mut conn, now, 10).await.unwrap().len(),
-        1
+        left.iter().map(|m| m.id).collect::<Vec<_>>(),
+        [pending[1].id, pending[2].id]
     );
-    assert_eq!(
-        mdb::pending_outbox(&mut conn, now + 60_000, 10)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(left[0].attempts, 1);
+    assert_eq!(mdb::backlog(&mut conn, 20).await.unwrap(), 2);
+    assert_eq!(mdb::undelivered(&mut conn, 1, 10).await.unwrap().len(), 1);
 
     // Creating another sprite now would not have a minute of runway: 402.
     let ctx = cpu_only().budget_context(t0() + 61_000);

@@ -276,7 +276,21 @@ pub struct DriverConfig {
 }
 
 /// Builds the configured backend after checking it can run here.
+/// Every path in `config` must be absolute: a backend hands them to runsc, mount(2) and
+/// child processes that do not share the caller's working directory.
 pub async fn from_config(config: &DriverConfig) -> Result<std::sync::Arc<dyn Driver>> {
+    for (what, path) in [
+        ("state directory", &config.state_dir),
+        ("image directory", &config.image_dir),
+        ("agent path", &config.agent_path),
+    ] {
+        if !path.is_absolute() {
+            return Err(DriverError::Invalid(format!(
+                "the driver's {what} {} must be an absolute path",
+                path.display()
+            )));
+        }
+    }
     match config.kind.as_str() {
         "gvisor" => Ok(std::sync::Arc::new(gvisor::Gvisor::open(config).await?)),
         other => Err(DriverError::Unavailable(format!(

@@ -67,8 +67,10 @@ pub async fn signup(global: &Global, args: SignupArgs) -> anyhow::Result<i32> {
     if global.json {
         output::json(&answer);
     } else {
+        // One stream, so the two lines keep their order and line breaks wherever the
+        // output goes.
         println!("signed up {email} ({org}) at {}", client.base());
-        eprintln!("session token saved in {}", path.display());
+        println!("session token saved in {}", path.display());
     }
     Ok(0)
 }
@@ -90,7 +92,7 @@ pub async fn login(global: &Global, args: LoginArgs) -> anyhow::Result<i32> {
             client.base(),
             output::time(&answer, "expires_at")
         );
-        eprintln!("session token saved in {}", path.display());
+        println!("session token saved in {}", path.display());
     }
     Ok(0)
 }

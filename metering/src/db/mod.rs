@@ -16,7 +16,7 @@ pub use ledger::{
     RowWrite, ScopeSpendWrite, TenantInfo,
 };
 pub use outbox::{
-    alerts, mark_failed, mark_sent, pending_outbox, queue_alert, NewAlert, OutboxMessage,
+    alerts, backlog, mark_failed, mark_sent, queue_alert, undelivered, NewAlert, OutboxMessage,
 };
 pub use usage::{sprite_cost, sprite_costs, usage, UsageQuery, UsageReport, UsageRow};
 

@@ -53,13 +53,15 @@ pub struct OutboxMessage {
     pub sent_at_ms: Option<i64>,
     /// Delivery attempts so far.
     pub attempts: i64,
+    /// Not to be tried again before this time.
+    pub next_attempt_at_ms: i64,
     /// The last delivery error.
     pub last_error: Option<String>,
 }
 
 const COLUMNS: &str =
     "id, tenant_id, kind, scope, threshold_pct, period_start_ms, to_email, subject, \
-                       body, created_at_ms, sent_at_ms, attempts, last_error";
+                       body, created_at_ms, sent_at_ms, attempts, next_attempt_at_ms, last_error";
 
 /// Queues an alert once per scope, threshold and period; `false` if it already was.
 #[tracing::instrument(skip_all, fields(scope = a.scope, pct = a.threshold_pct))]
@@ -87,21 +89,32 @@ pub async fn queue_alert(
     Ok(done.rows_affected() == 1)
 }
 
-/// Messages due for delivery, oldest first.
+/// Messages not yet delivered and not given up on (fewer than `max_attempts`), oldest
+/// first, whether or not their next attempt is due: the sender keeps each recipient's
+/// mails in the order they were queued, so a later mail waits for an earlier one.
 #[tracing::instrument(skip_all)]
-pub async fn pending_outbox(
+pub async fn undelivered(
     conn: &mut SqliteConnection,
-    now_ms: i64,
+    max_attempts: i64,
     limit: i64,
 ) -> Result<Vec<OutboxMessage>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM outbox WHERE sent_at_ms IS NULL AND next_attempt_at_ms <= ? \
+        "SELECT {COLUMNS} FROM outbox WHERE sent_at_ms IS NULL AND attempts < ? \
          ORDER BY id LIMIT ?"
     ))
-    .bind(now_ms)
+    .bind(max_attempts)
     .bind(limit)
     .fetch_all(conn)
     .await
+}
+
+/// How many messages are waiting (queued or retrying, not given up on).
+#[tracing::instrument(skip_all)]
+pub async fn backlog(conn: &mut SqliteConnection, max_attempts: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at_ms IS NULL AND attempts < ?")
+        .bind(max_attempts)
+        .fetch_one(conn)
+        .await
 }
 
 /// Records a delivery.

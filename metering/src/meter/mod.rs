@@ -302,6 +302,8 @@ impl Meter {
         let gone: Vec<String> = self.scopes.written.difference(&key_set).cloned().collect();
         let all_keys: Vec<&str> = keys.iter().chain(&gone).map(String::as_str).collect();
         let before = db::read_scope_spend(&mut tx, period.start_ms, &all_keys).await?;
+        let names: HashMap<i64, &str> =
+            by_id.iter().map(|(id, s)| (*id, s.name.as_str())).collect();
         let inputs = scopes::Inputs {
             cfg: &cfg,
             default_tenant_cap: self.config.default_tenant_cap,
@@ -317,6 +319,7 @@ impl Meter {
             tenants: &tenants,
             tokens: &tokens,
             token_tenant: &token_tenant,
+            names: &names,
         };
         let decision = self.scopes.decide(&inputs);
         db::write_scope_spend(&mut tx, period.start_ms, now_ms, &decision.writes).await?;

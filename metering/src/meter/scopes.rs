@@ -44,6 +44,8 @@ pub(super) struct Inputs<'a> {
     pub tenants: &'a HashMap<String, TenantInfo>,
     pub tokens: &'a HashMap<String, TokenNode>,
     pub token_tenant: &'a HashMap<Scope, &'a str>,
+    /// Sprite names by id, for the mails that say which sprites were paused.
+    pub names: &'a HashMap<i64, &'a str>,
 }
 
 /// Memory updates to apply once the tick has committed.
@@ -181,6 +183,14 @@ impl ScopeMemory {
                     storage_reserved: verdict.storage_reserved,
                     period_end_ms: i.period.end_ms,
                     paused: top == Some(pct),
+                    paused_sprites: if top == Some(pct) {
+                        t.running
+                            .iter()
+                            .filter_map(|id| i.names.get(id).copied())
+                            .collect()
+                    } else {
+                        Vec::new()
+                    },
                 };
                 let (subject, body) = alerts::message(&facts);
                 d.alerts.push(NewAlert {

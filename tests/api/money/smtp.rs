@@ -1,7 +1,8 @@
 //! A real SMTP peer on loopback for alert-mail tests: speaks enough SMTP for a client
 //! to deliver, records each message's envelope and DATA, and can turn away the first
-//! connections (421) to exercise retries.
+//! connections (421) to exercise retries, or every connection while it is "down".
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -21,6 +22,8 @@ pub struct SmtpServer {
     pub mails: Arc<Mutex<Vec<Mail>>>,
     /// Connections accepted, the turned-away ones included.
     pub connections: Arc<Mutex<usize>>,
+    /// While set, every connection is turned away (an outage).
+    down: Arc<AtomicBool>,
 }
 
 impl SmtpServer {
@@ -30,7 +33,8 @@ impl SmtpServer {
         let url = format!("smtp://{}", listener.local_addr().unwrap());
         let mails = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(0));
-        let (m, r) = (mails.clone(), connections.clone());
+        let down = Arc::new(AtomicBool::new(false));
+        let (m, r, d) = (mails.clone(), connections.clone(), down.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -39,7 +43,7 @@ impl SmtpServer {
                 let turn_away = {
                     let mut n = r.lock().unwrap();
                     *n += 1;
-                    *n <= refuse
+                    *n <= refuse || d.load(Ordering::SeqCst)
                 };
                 let mails = m.clone();
                 tokio::spawn(async move {
@@ -56,7 +60,13 @@ impl SmtpServer {
             url,
             mails,
             connections,
+            down,
         }
+    }
+
+    /// Starts or ends an outage: while down, every connection gets `421`.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 
     pub fn mails(&self) -> Vec<Mail> {

@@ -1,10 +1,12 @@
 //! Benchmark of the gVisor driver beside the raw runsc CLI doing the same, on this host.
 //!
-//! `cargo build --release -p vmm-driver --bins && sudo target/release/driver-bench [runs]`
+//! `cargo run --release -p vmm-driver --bin driver-bench [runs] [sprites]` (as root).
 //! Prints p50/p95 of each operation over `runs` (default 20) fresh machines, with the
 //! raw figure and the ratio. Raw create/checkpoint/restore/destroy run in a child
 //! process of this binary (`driver-bench raw …`), because the driver makes its process a
-//! child subreaper, which would change how the raw CLI's teardown behaves.
+//! child subreaper, which would change how the raw CLI's teardown behaves. The bench is
+//! its own in-sprite agent (`driver-bench agent`), as the `corral` binary is, so nothing
+//! else has to be built first.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -230,10 +232,7 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
     let raw: std::collections::BTreeMap<String, Vec<f64>> =
         serde_json::from_slice(&raw_out.stdout)?;
     let state = scratch("driver")?;
-    let agent = std::env::current_exe()?
-        .parent()
-        .ok_or("exe dir")?
-        .join("corral-agent");
+    let agent = std::env::current_exe()?;
     let config = DriverConfig {
         kind: "gvisor".into(),
         state_dir: state.clone(),
@@ -452,6 +451,9 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
 
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("agent") {
+        std::process::exit(vmm_driver::agent::main());
+    }
     if args.get(1).map(String::as_str) == Some("raw") {
         return raw(args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20));
     }

@@ -48,7 +48,13 @@ impl Runsc {
     /// A command with the global flags set.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root").arg(&self.root).arg("--network=none");
+        // The sprite sees as many CPUs as its quota allows (`nproc` = its vCPUs), except
+        // that runsc never shows fewer than 2: a 1-vCPU sprite says 2, and is still held
+        // to one CPU's time by its cgroup.
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--network=none")
+            .arg("--cpu-num-from-quota");
         // For operators chasing a runsc failure: runsc's own debug logs.
         if let Some(dir) = std::env::var_os("CORRAL_RUNSC_DEBUG_LOG") {
             let mut flag = std::ffi::OsString::from("--debug-log=");
