@@ -13,7 +13,7 @@ if [ "${1:-}" = "--release" ]; then
 fi
 
 IMAGE_DIR="${CORRAL_IMAGE_DIR:-/var/lib/corral/images}"
-packages=(runsc debootstrap wrk e2fsprogs iproute2 ca-certificates pkg-config gcc chromium chromium-driver)
+packages=(runsc debootstrap wrk e2fsprogs iproute2 ca-certificates pkg-config gcc curl jq chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
