@@ -364,9 +364,14 @@ fn signup_login_and_tokens_through_the_cli() {
         "not_found: ",
     );
 
-    // Logging out forgets the token but not the server.
+    // Logging out ends the session on the server and forgets the token, not the server.
+    let session = saved_token(&user);
     assert!(user.ok(&["logout"]).contains(&server.url));
     one_error_line(&user.run(&["whoami"]), "not logged in");
+    let copied = user.run_with(&["whoami"], &[("CORRAL_TOKEN", &session)], b"");
+    one_error_line(&copied, "unauthorized: ");
+    // Logging out again (nothing saved) is fine.
+    user.ok(&["logout"]);
 
     // Without flags, login reads what it needs from stdin (prompting only at a terminal).
     let answers = format!("ada@example.com\n{PASSWORD}\n");

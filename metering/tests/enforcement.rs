@@ -113,10 +113,10 @@ async fn a_tenant_is_paused_before_its_cap_and_alerted_once_per_threshold() {
     // Creating another sprite now would not have a minute of runway: 402.
     let ctx = cpu_only().budget_context(t0() + 61_000);
     let extra = cpu_only().prices.sprite_worst_burn_per_s(2, 1024);
-    let refusal = mdb::check_runway(&mut conn, "t1", None, extra, 60, &ctx)
+    let refusal = mdb::check_runway(&mut conn, "t1", None, &|_| extra, 60, &ctx)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap_err();
     assert_eq!(refusal.code, "budget_exhausted");
     assert_eq!(refusal.scope, scope);
     assert_eq!(refusal.resets_at_ms, days_from_civil(2026, 12, 1) * DAY_MS);
@@ -137,10 +137,10 @@ async fn a_tenant_is_paused_before_its_cap_and_alerted_once_per_threshold() {
         .await
         .unwrap();
     assert_eq!(
-        mdb::check_runway(&mut conn, "t1", None, extra, 60, &ctx)
+        mdb::check_runway(&mut conn, "t1", None, &|_| extra, 60, &ctx)
             .await
             .unwrap(),
-        None
+        Ok(vec![scope.clone()])
     );
     drop(conn);
     fleet.set_running(1, true);
@@ -189,19 +189,35 @@ async fn a_token_budget_pauses_its_own_and_its_descendants_sprites_only() {
     let mut conn = pool.acquire().await.unwrap();
     let ctx = cpu_only().budget_context(t0() + 40_000);
     let extra = cpu_only().prices.sprite_worst_burn_per_s(1, 256);
-    let refusal = mdb::check_runway(&mut conn, "t1", Some("child"), extra, 60, &ctx)
+    let refusal = mdb::check_runway(&mut conn, "t1", Some("child"), &|_| extra, 60, &ctx)
         .await
         .unwrap()
-        .unwrap();
+        .unwrap_err();
     assert_eq!(
         (refusal.code, refusal.scope),
         ("token_budget_exhausted", Scope::Token("root".into()))
     );
-    assert_eq!(
-        mdb::check_runway(&mut conn, "t1", Some("other"), extra, 60, &ctx)
+    assert!(
+        mdb::check_runway(&mut conn, "t1", Some("other"), &|_| extra, 60, &ctx)
             .await
-            .unwrap(),
-        None
+            .unwrap()
+            .is_ok()
+    );
+    // What another scope's recent admissions add counts only against that scope: the
+    // root token's refusal above goes away when the extra is charged elsewhere.
+    let only_tenant = |s: &Scope| {
+        if matches!(s, Scope::Tenant(_)) {
+            extra
+        } else {
+            Nanos::ZERO
+        }
+    };
+    let refusal = mdb::check_runway(&mut conn, "t1", Some("child"), &only_tenant, 60, &ctx)
+        .await
+        .unwrap();
+    assert!(
+        !matches!(&refusal, Err(r) if r.scope == Scope::Token("root".into())),
+        "{refusal:?}"
     );
     let chain = mdb::chain_budgets(&mut conn, "t1", Some("child"), &ctx)
         .await

@@ -66,7 +66,15 @@ onSubmit("login-form", "login-error", async (form) => {
   await showDashboard();
 });
 
-$("logout").addEventListener("click", () => showAuth());
+// Logging out ends the session on the server too, so a copy of the token is dead.
+$("logout").addEventListener("click", async () => {
+  try {
+    await api("POST", "/v1/logout");
+  } catch {
+    // Already expired or offline: the tab forgets the token either way.
+  }
+  showAuth();
+});
 
 if (session.get()) {
   showDashboard().catch((error) => showAuth(error.message));

@@ -9,7 +9,7 @@ use clap::Args;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::client::Client;
+use super::client::{Client, Problem};
 use super::config::{self, Saved, DEFAULT_URL};
 use super::{output, Global};
 
@@ -97,9 +97,20 @@ pub async fn login(global: &Global, args: LoginArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn logout(global: &Global) -> anyhow::Result<i32> {
+/// Ends the saved session on the server (so the token is dead even if a copy of it
+/// leaked), then forgets it. An already expired or revoked session is fine.
+pub async fn logout(global: &Global) -> anyhow::Result<i32> {
     let saved = config::load()?;
     let url = saved.url.clone();
+    if let Some(token) = &saved.token {
+        let base = url.as_deref().unwrap_or(DEFAULT_URL);
+        let client = Client::new(base, Some(token.clone()))?;
+        match client.call(Method::POST, &["v1", "logout"], None).await {
+            Ok(_) => {}
+            Err(error) if is_unauthorized(&error) => {}
+            Err(error) => return Err(error.context("the server did not end the session")),
+        }
+    }
     config::save(&Saved { url, token: None })?;
     if !global.json {
         println!(
@@ -108,6 +119,12 @@ pub fn logout(global: &Global) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+fn is_unauthorized(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<Problem>()
+        .is_some_and(|p| p.status == 401)
 }
 
 pub async fn whoami(client: &Client, json: bool) -> anyhow::Result<i32> {

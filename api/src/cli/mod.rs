@@ -193,7 +193,7 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Serve { .. } | Command::Image(_) => unreachable!("handled in main"),
         Command::Signup(args) => account::signup(&global, args).await,
         Command::Login(args) => account::login(&global, args).await,
-        Command::Logout => account::logout(&global),
+        Command::Logout => account::logout(&global).await,
         Command::Whoami => account::whoami(&authed()?, json).await,
         Command::Create(args) => sprites::create(&authed()?, args, json).await,
         Command::Ls => sprites::list(&authed()?, json).await,

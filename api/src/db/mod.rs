@@ -1,6 +1,7 @@
 //! The SQLite pool and the API's own queries (accounts, tokens, sprites).
 
 pub mod accounts;
+pub mod limits;
 pub mod sprites;
 pub mod tokens;
 

@@ -272,8 +272,7 @@ pub async fn remember_idempotency(
     now: i64,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "INSERT INTO idempotency_keys (tenant_id, key, sprite_id, created_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (tenant_id, key) DO NOTHING",
+        "INSERT INTO idempotency_keys (tenant_id, key, sprite_id, created_at) VALUES (?, ?, ?, ?)",
     )
     .bind(tenant_id)
     .bind(key)

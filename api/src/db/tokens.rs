@@ -128,6 +128,26 @@ pub async fn revoke_tree(
     Ok(result.rows_affected())
 }
 
+/// Ends a session (logout); `false` when `id` is no live session of the tenant.
+#[tracing::instrument(skip_all)]
+pub async fn revoke_session(
+    conn: &mut SqliteConnection,
+    tenant_id: &str,
+    id: &str,
+    now: i64,
+) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE api_tokens SET revoked_at = ?
+         WHERE id = ? AND tenant_id = ? AND kind = 'session' AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(tenant_id)
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// The token and its ancestors, nearest first.
 #[tracing::instrument(skip_all)]
 pub async fn chain(pool: &SqlitePool, id: &str) -> sqlx::Result<Vec<TokenRow>> {

@@ -213,7 +213,11 @@ async fn resume_paused(
         if row.state != "paused" || row.pause_reason.as_deref() != Some("budget") {
             continue;
         }
-        match sprites.resume(&row, "resume").await {
+        let resumed_one = match sprites.may_run(auth, &row).await {
+            Ok(()) => sprites.resume(&row, "resume").await,
+            Err(refused) => Err(refused),
+        };
+        match resumed_one {
             Ok(_) => resumed.push(row.name),
             Err(error @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => return Err(error),
             Err(error) => still.push(StillPaused {

@@ -18,14 +18,24 @@ use crate::sprites::BudgetGate;
 pub struct MeterGate {
     pool: SqlitePool,
     config: Arc<Config>,
-    /// Sprites admitted since the meter last saw them, per tenant: (sprite, when, worst
-    /// burn per second). The ledger's worst burn only counts them from the next tick,
-    /// so two admissions in one tick must not each get the whole runway.
+    /// Sprites admitted since the meter last saw them, per tenant. The ledger's worst
+    /// burn only counts them from the next tick, so two admissions in one tick must not
+    /// each get the whole runway; each counts only against the scopes its spend does.
     admitted: Mutex<HashMap<String, Vec<Admission>>>,
 }
 
-/// (sprite id, when admitted in unix ms, its worst burn per second).
-type Admission = (i64, i64, Nanos);
+/// A sprite let run in the last ticks.
+struct Admission {
+    /// `sprites.id`; 0 while it is being created.
+    sprite_id: i64,
+    /// When, unix ms.
+    at_ms: i64,
+    /// Its worst burn per second.
+    worst: Nanos,
+    /// The scopes its spend counts against (the tenant and the budgeted tokens of its
+    /// creator's chain).
+    scopes: Vec<Scope>,
+}
 
 impl MeterGate {
     /// A gate reading `pool` with the prices and runway of `config`.
@@ -37,28 +47,40 @@ impl MeterGate {
         }
     }
 
-    /// Worst burn of the tenant's other sprites admitted within the last two ticks.
-    fn recently_admitted(&self, sprite: &SpriteRow, now: i64) -> Nanos {
+    /// Worst burn per scope of the tenant's other sprites admitted within the last two
+    /// ticks.
+    fn recently_admitted(&self, sprite: &SpriteRow, now: i64) -> HashMap<Scope, Nanos> {
         let horizon = now - 2 * self.config.tick_ms as i64 - 1000;
         let mut admitted = self.admitted.lock().expect("gate");
+        let mut out: HashMap<Scope, Nanos> = HashMap::new();
         let Some(list) = admitted.get_mut(&sprite.tenant_id) else {
-            return Nanos::ZERO;
+            return out;
         };
-        list.retain(|(_, at, _)| *at >= horizon);
+        list.retain(|a| a.at_ms >= horizon);
         // A sprite being created has no id yet (0): every entry is another sprite.
-        list.iter()
-            .filter(|(id, _, _)| sprite.id == 0 || *id != sprite.id)
-            .map(|(_, _, worst)| *worst)
-            .sum()
+        for a in list
+            .iter()
+            .filter(|a| sprite.id == 0 || a.sprite_id != sprite.id)
+        {
+            for scope in &a.scopes {
+                *out.entry(scope.clone()).or_default() += a.worst;
+            }
+        }
+        out
     }
 
-    fn remember(&self, sprite: &SpriteRow, now: i64, worst: Nanos) {
+    fn remember(&self, sprite: &SpriteRow, now: i64, worst: Nanos, scopes: Vec<Scope>) {
         let mut admitted = self.admitted.lock().expect("gate");
         let list = admitted.entry(sprite.tenant_id.clone()).or_default();
         if sprite.id != 0 {
-            list.retain(|(id, _, _)| *id != sprite.id);
+            list.retain(|a| a.sprite_id != sprite.id);
         }
-        list.push((sprite.id, now, worst));
+        list.push(Admission {
+            sprite_id: sprite.id,
+            at_ms: now,
+            worst,
+            scopes,
+        });
     }
 }
 
@@ -73,23 +95,24 @@ impl BudgetGate for MeterGate {
             u32::try_from(sprite.memory_mb).unwrap_or(u32::MAX),
         );
         let now = now_ms();
-        let extra = worst + self.recently_admitted(sprite, now);
+        let recent = self.recently_admitted(sprite, now);
+        let extra = |scope: &Scope| worst + recent.get(scope).copied().unwrap_or_default();
         let mut conn = self.pool.acquire().await?;
-        let refusal = db::check_runway(
+        let checked = db::check_runway(
             &mut conn,
             &sprite.tenant_id,
             sprite.created_by_token.as_deref(),
-            extra,
+            &extra,
             runway_s,
             &ctx,
         )
         .await?;
-        match refusal {
-            None => {
-                self.remember(sprite, now, worst);
+        match checked {
+            Ok(scopes) => {
+                self.remember(sprite, now, worst, scopes);
                 Ok(())
             }
-            Some(refusal) => {
+            Err(refusal) => {
                 tracing::info!(scope = %refusal.scope, available = refusal.available.get(),
                     needed = refusal.needed.get(), "refused for budget");
                 Err(refusal_error(&refusal, runway_s))

@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(signup))
         .routes(routes!(login))
         .routes(routes!(me))
+        .routes(routes!(logout))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -160,6 +161,24 @@ async fn login(
         token,
         expires_at: domain::rfc3339(expires_at),
     }))
+}
+
+/// Ends the calling session: its token stops working at once. API tokens are revoked
+/// with `DELETE /v1/tokens/{id}` instead.
+#[utoipa::path(post, path = "/v1/logout", tag = "accounts", security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+async fn logout(State(state): State<AppState>, auth: Auth) -> ApiResult<StatusCode> {
+    if !auth.is_session() {
+        return Err(ApiError::Validation(
+            "this is an API token, not a session: revoke it with DELETE /v1/tokens/{id}".into(),
+        ));
+    }
+    let mut conn = state.pool.acquire().await?;
+    db::tokens::revoke_session(&mut conn, &auth.tenant_id, &auth.token.id, db::now_s()).await?;
+    state.token_cache.clear();
+    tracing::info!(tenant = %auth.tenant_id, "logged out");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Who the caller is.

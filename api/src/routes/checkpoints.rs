@@ -9,6 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, Checkpoints, Scoped};
+use crate::sprites::to_completion;
 use crate::sprites::view::{CheckpointView, SpriteView};
 use crate::state::AppState;
 
@@ -54,9 +55,10 @@ async fn create(
             .map_err(|e| ApiError::Validation(format!("invalid JSON body: {e}")))?
     };
     let comment = request.comment.unwrap_or_default();
-    let sprites = state.sprites()?;
-    let sprite = sprites.get(&auth, &name).await?;
-    let checkpoint = sprites.checkpoint(&sprite, &comment).await?;
+    let sprites = state.sprites()?.clone();
+    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let checkpoint =
+        to_completion(async move { sprites.checkpoint(&sprite, &comment).await }).await?;
     Ok((StatusCode::CREATED, AppJson(checkpoint.into())))
 }
 
@@ -87,9 +89,10 @@ async fn restore(
     Scoped(auth, ..): Scoped<Checkpoints>,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<AppJson<SpriteView>> {
-    let sprites = state.sprites()?;
-    let sprite = sprites.get(&auth, &name).await?;
-    let sprite = sprites.restore(&sprite, checkpoint_id(&id)?).await?;
+    let sprites = state.sprites()?.clone();
+    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let checkpoint = checkpoint_id(&id)?;
+    let sprite = to_completion(async move { sprites.restore(&sprite, checkpoint).await }).await?;
     Ok(AppJson(state.sprite_view(sprite).await?))
 }
 
@@ -101,10 +104,9 @@ async fn delete(
     Scoped(auth, ..): Scoped<Checkpoints>,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    let sprites = state.sprites()?;
+    let sprites = state.sprites()?.clone();
     let sprite = sprites.get(&auth, &name).await?;
-    sprites
-        .delete_checkpoint(&sprite, checkpoint_id(&id)?)
-        .await?;
+    let checkpoint = checkpoint_id(&id)?;
+    to_completion(async move { sprites.delete_checkpoint(&sprite, checkpoint).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -61,7 +61,7 @@ async fn exec(
     AppJson(body): AppJson<ExecRequestBody>,
 ) -> ApiResult<AppJson<ExecResponse>> {
     let sprites = state.sprites()?;
-    let sprite = sprites.get(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&auth, &name).await?;
     let params = ExecParams {
         argv: body.cmd,
         env: body.env.into_iter().collect(),
@@ -123,7 +123,7 @@ async fn exec_ws(
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let sprites = state.sprites()?.clone();
-    let sprite = sprites.get(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&auth, &name).await?;
     let params = ws_params(query.as_deref())?;
     if params.argv.is_empty() {
         return Err(ApiError::Validation("cmd must name a program".into()));

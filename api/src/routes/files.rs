@@ -36,7 +36,7 @@ async fn read(
     Query(file): Query<FilePath>,
 ) -> ApiResult<impl IntoResponse> {
     let sprites = state.sprites()?;
-    let sprite = sprites.get(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&auth, &name).await?;
     let bytes = sprites.read_file(&sprite, &file.path).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes))
 }
@@ -53,7 +53,7 @@ async fn write(
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let sprites = state.sprites()?;
-    let sprite = sprites.get(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&auth, &name).await?;
     sprites.write_file(&sprite, &file.path, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }

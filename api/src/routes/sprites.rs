@@ -9,6 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::error::ApiResult;
 use crate::extract::{AppJson, Scoped, SpritesRead, SpritesWrite};
 use crate::sprites::lifecycle::CreateSprite;
+use crate::sprites::to_completion;
 use crate::sprites::view::SpriteView;
 use crate::state::AppState;
 
@@ -37,8 +38,13 @@ async fn create(
     headers: HeaderMap,
     AppJson(request): AppJson<CreateSprite>,
 ) -> ApiResult<(StatusCode, AppJson<SpriteView>)> {
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
-    let (sprite, created) = state.sprites()?.create(&auth, request, key).await?;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let sprites = state.sprites()?.clone();
+    let (sprite, created) =
+        to_completion(async move { sprites.create(&auth, request, key.as_deref()).await }).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -79,9 +85,9 @@ async fn delete(
     Scoped(auth, ..): Scoped<SpritesWrite>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let sprites = state.sprites()?;
+    let sprites = state.sprites()?.clone();
     let sprite = sprites.get(&auth, &name).await?;
-    sprites.delete(&sprite).await?;
+    to_completion(async move { sprites.delete(&sprite).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -93,9 +99,9 @@ async fn pause(
     Scoped(auth, ..): Scoped<SpritesWrite>,
     Path(name): Path<String>,
 ) -> ApiResult<AppJson<SpriteView>> {
-    let sprites = state.sprites()?;
+    let sprites = state.sprites()?.clone();
     let sprite = sprites.get(&auth, &name).await?;
-    let sprite = sprites.pause(&sprite, "user").await?;
+    let sprite = to_completion(async move { sprites.pause(&sprite, "user").await }).await?;
     Ok(AppJson(state.sprite_view(sprite).await?))
 }
 
@@ -108,8 +114,8 @@ async fn resume(
     Scoped(auth, ..): Scoped<SpritesWrite>,
     Path(name): Path<String>,
 ) -> ApiResult<AppJson<SpriteView>> {
-    let sprites = state.sprites()?;
-    let sprite = sprites.get(&auth, &name).await?;
-    let sprite = sprites.resume(&sprite, "resume").await?;
+    let sprites = state.sprites()?.clone();
+    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let sprite = to_completion(async move { sprites.resume(&sprite, "resume").await }).await?;
     Ok(AppJson(state.sprite_view(sprite).await?))
 }

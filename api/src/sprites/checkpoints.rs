@@ -83,13 +83,16 @@ impl Sprites {
     #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name))]
     pub async fn restore(&self, sprite: &SpriteRow, id: i64) -> Result<SpriteRow, ApiError> {
         let checkpoint = self.find_checkpoint(sprite, id).await?;
-        if sprite.state != "running" {
-            // Restoring starts the sprite: it must fit the limits and the budget.
-            self.gate.allow_run(sprite).await?;
-        }
         let _busy = self.busy(sprite.id);
         let lock = self.lock_of(sprite.id);
         let _held = lock.lock().await;
+        let current = self.reload(sprite).await?;
+        // Restoring starts a sprite that is not running: like a resume, it must fit the
+        // scaling limits and the budget.
+        let _admitted = match current.state.as_str() {
+            "running" => None,
+            _ => Some(self.admit(&current).await?),
+        };
         self.driver
             .restore(&machine(sprite), &checkpoint_id(checkpoint.id))
             .await

@@ -53,26 +53,9 @@ impl Sprites {
                     "Idempotency-Key must be 1 to 200 characters".into(),
                 ));
             }
-            if let Some(id) =
-                db::sprites::idempotent_sprite(&self.pool, &auth.tenant_id, key).await?
-            {
-                let sprite = db::sprites::by_id(&self.pool, &auth.tenant_id, id).await?;
-                return sprite.map(|s| (s, false)).ok_or_else(|| {
-                    ApiError::Conflict(
-                        "the sprite this Idempotency-Key created has been deleted".into(),
-                    )
-                });
-            }
         }
         let limits = limits::effective(&self.pool, &self.config, &auth.tenant_id).await?;
-        let tenant_idle: Option<(Option<i64>,)> =
-            sqlx::query_as("SELECT idle_timeout_s FROM tenants WHERE id = ?")
-                .bind(&auth.tenant_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        let default_idle = tenant_idle
-            .and_then(|(t,)| t)
-            .unwrap_or(self.config.default_idle_timeout_s as i64);
+        let default_idle = limits.default_idle_timeout_s;
         let disk_mb = in_range(
             "disk_mb",
             request
@@ -123,6 +106,12 @@ impl Sprites {
         {
             let admission = self.admission_of(&auth.tenant_id);
             let _admitted = admission.lock().await;
+            // Under the admission lock: concurrent creates sharing a key see each other.
+            if let Some(key) = idempotency_key {
+                if let Some(done) = self.replay(auth, key, &row.name).await? {
+                    return Ok((done, false));
+                }
+            }
             if db::sprites::by_name(&self.pool, &auth.tenant_id, &row.name)
                 .await?
                 .is_some()
@@ -163,6 +152,47 @@ impl Sprites {
         row.state = "running".into();
         tracing::info!(id = row.id, "sprite created");
         Ok((row, true))
+    }
+
+    /// Lets a stopped or paused sprite run again: within the tenant's scaling limits and
+    /// its budget, checked and held under the tenant's admission lock (keep the guard
+    /// until the sprite is running, so two admissions never both take the last room).
+    pub(super) async fn admit(
+        &self,
+        current: &SpriteRow,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>, ApiError> {
+        let admitted = self.admission_of(&current.tenant_id).lock_owned().await;
+        let limits = limits::effective(&self.pool, &self.config, &current.tenant_id).await?;
+        self.check_room(&current.tenant_id, &limits, current)
+            .await?;
+        self.gate.allow_run(current).await?;
+        Ok(admitted)
+    }
+
+    /// The sprite an earlier create with this Idempotency-Key made, when there was one.
+    /// A key answers only a repeat of the same request: another name is a 422 that says
+    /// nothing about the other sprite (the caller may not be allowed to see it).
+    async fn replay(
+        &self,
+        auth: &Auth,
+        key: &str,
+        name: &str,
+    ) -> Result<Option<SpriteRow>, ApiError> {
+        let Some(id) = db::sprites::idempotent_sprite(&self.pool, &auth.tenant_id, key).await?
+        else {
+            return Ok(None);
+        };
+        match db::sprites::by_id(&self.pool, &auth.tenant_id, id).await? {
+            Some(sprite) if sprite.name == name && auth.may_use_sprite(&sprite.name) => {
+                Ok(Some(sprite))
+            }
+            Some(_) => Err(ApiError::Validation(
+                "this Idempotency-Key was used for a different request; use a new key".into(),
+            )),
+            None => Err(ApiError::Conflict(
+                "the sprite this Idempotency-Key created has been deleted".into(),
+            )),
+        }
     }
 
     /// Refuses (403 `limit_exceeded`, naming the limit) when `row` would not fit beside
@@ -214,7 +244,7 @@ impl Sprites {
             .collect())
     }
 
-    async fn reload(&self, sprite: &SpriteRow) -> Result<SpriteRow, ApiError> {
+    pub(super) async fn reload(&self, sprite: &SpriteRow) -> Result<SpriteRow, ApiError> {
         db::sprites::by_id(&self.pool, &sprite.tenant_id, sprite.id)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("sprite {:?}", sprite.name)))
@@ -266,12 +296,7 @@ impl Sprites {
                 current.state
             )));
         }
-        let admission = self.admission_of(&current.tenant_id);
-        let _admitted = admission.lock().await;
-        let limits = limits::effective(&self.pool, &self.config, &current.tenant_id).await?;
-        self.check_room(&current.tenant_id, &limits, &current)
-            .await?;
-        self.gate.allow_run(&current).await?;
+        let _admitted = self.admit(&current).await?;
         let id = machine(&current);
         let resumed = match self.driver.resume(&id).await {
             Err(DriverError::InvalidState(_)) | Err(DriverError::NotFound(_)) => {

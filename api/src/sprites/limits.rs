@@ -6,6 +6,7 @@ use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
 use crate::config::Config;
+use crate::db;
 use crate::error::ApiError;
 
 /// Limits in force for one tenant.
@@ -49,15 +50,6 @@ impl Limits {
     }
 }
 
-type Stored = (
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-);
-
 /// The limits in force for `tenant_id`.
 #[tracing::instrument(skip_all)]
 pub async fn effective(
@@ -65,13 +57,7 @@ pub async fn effective(
     config: &Config,
     tenant_id: &str,
 ) -> Result<Limits, ApiError> {
-    let stored: Stored = sqlx::query_as(
-        "SELECT max_running_sprites, max_total_cpus, max_total_memory_mb, max_disk_mb_per_sprite,
-                max_checkpoints_per_sprite, idle_timeout_s FROM tenants WHERE id = ?",
-    )
-    .bind(tenant_id)
-    .fetch_one(pool)
-    .await?;
+    let stored = db::limits::stored(pool, tenant_id).await?;
     let op = Limits::operator(config);
     let pick = |own: Option<i64>, max: i64| own.map_or(max, |own| own.min(max));
     Ok(Limits {
@@ -116,17 +102,13 @@ pub async fn update(
             op.max_checkpoints_per_sprite,
         ),
     ];
+    // Everything is checked before anything is saved: a refused change saves nothing.
     if let Some(idle) = change.default_idle_timeout_s {
         if !(0..=MAX_IDLE_TIMEOUT_S).contains(&idle) {
             return Err(ApiError::Validation(format!(
                 "default_idle_timeout_s must be between 0 and {MAX_IDLE_TIMEOUT_S}"
             )));
         }
-        sqlx::query("UPDATE tenants SET idle_timeout_s = ? WHERE id = ?")
-            .bind(idle)
-            .bind(tenant_id)
-            .execute(pool)
-            .await?;
     }
     for (name, value, max) in fields {
         let Some(value) = value else { continue };
@@ -138,12 +120,15 @@ pub async fn update(
                 "{name} cannot be raised above the operator's maximum of {max}"
             )));
         }
-        // The column names come from the fixed list above, never from the request.
-        sqlx::query(&format!("UPDATE tenants SET {name} = ? WHERE id = ?"))
-            .bind(value)
-            .bind(tenant_id)
-            .execute(pool)
-            .await?;
     }
+    let change = (
+        change.max_running_sprites,
+        change.max_total_cpus,
+        change.max_total_memory_mb,
+        change.max_disk_mb_per_sprite,
+        change.max_checkpoints_per_sprite,
+        change.default_idle_timeout_s,
+    );
+    db::limits::save(pool, tenant_id, change).await?;
     effective(pool, config, tenant_id).await
 }

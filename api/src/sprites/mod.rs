@@ -6,6 +6,7 @@ mod exec;
 pub mod idle;
 pub mod lifecycle;
 pub mod limits;
+mod reach;
 mod reconcile;
 pub mod view;
 
@@ -169,6 +170,19 @@ impl Drop for BusyGuard<'_> {
                 busy.remove(&self.id);
             }
         }
+    }
+}
+
+/// Runs `work` to its end even when the caller stops waiting for it (the client went
+/// away, or the request timed out): a state change is finished or undone, never left
+/// half-made (a create abandoned mid-way once stayed `creating` for good).
+pub async fn to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
+    match tokio::spawn(work).await {
+        Ok(out) => out,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(error) => panic!("sprite work was cancelled: {error}"),
     }
 }
 

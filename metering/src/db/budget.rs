@@ -252,31 +252,29 @@ pub async fn chain_budgets(
     Ok(out)
 }
 
-/// The runway check: `None` when every scope of the chain could run what runs now
-/// plus `extra_worst_burn_per_s` for `runway_s`; otherwise the first that could not.
-/// Pass the token whose chain the sprite's spend counts against (its creator).
+/// The runway check: every scope of the chain must be able to run what runs now plus
+/// `extra(scope)` more worst-case burn per second for `runway_s`. Answers the scopes
+/// checked (those with a cap) when all could, else the refusal of the first that could
+/// not. Pass the token whose chain the sprite's spend counts against (its creator).
 #[tracing::instrument(skip_all, fields(tenant = tenant_id))]
 pub async fn check_runway(
     conn: &mut SqliteConnection,
     tenant_id: &str,
     token_id: Option<&str>,
-    extra_worst_burn_per_s: Nanos,
+    extra: &(dyn Fn(&Scope) -> Nanos + Sync),
     runway_s: u64,
     ctx: &BudgetContext,
-) -> Result<Option<Refusal>, sqlx::Error> {
+) -> Result<Result<Vec<Scope>, Refusal>, sqlx::Error> {
+    let mut checked = Vec::new();
     for b in chain_budgets(conn, tenant_id, token_id, ctx).await? {
         let Some(available) = b.available else {
             continue;
         };
-        if !rule::runway_ok(
-            available,
-            b.worst_burn_nanos_per_s,
-            extra_worst_burn_per_s,
-            runway_s,
-        ) {
-            let needed = (b.worst_burn_nanos_per_s + extra_worst_burn_per_s)
+        let extra = extra(&b.scope);
+        if !rule::runway_ok(available, b.worst_burn_nanos_per_s, extra, runway_s) {
+            let needed = (b.worst_burn_nanos_per_s + extra)
                 .saturating_mul(i64::try_from(runway_s).unwrap_or(i64::MAX));
-            return Ok(Some(Refusal {
+            return Ok(Err(Refusal {
                 code: b.scope.exhausted_code(),
                 scope: b.scope,
                 available: available.max(Nanos::ZERO),
@@ -284,8 +282,9 @@ pub async fn check_runway(
                 resets_at_ms: b.period_end_ms,
             }));
         }
+        checked.push(b.scope);
     }
-    Ok(None)
+    Ok(Ok(checked))
 }
 
 /// What one scope spent in the period starting at `period_start_ms`.
