@@ -7,6 +7,7 @@ pub mod idle;
 pub mod lifecycle;
 pub mod limits;
 mod reconcile;
+mod recover;
 pub mod view;
 
 use std::collections::HashMap;
