@@ -8,5 +8,6 @@ mod isolation;
 #[path = "../common/machines.rs"]
 mod machines;
 mod money;
+mod reliability;
 mod security;
 mod sprites;

@@ -315,7 +315,7 @@ fn death_cause(id: &MachineId, memory_mb: u64) -> String {
         })
         .unwrap_or(0);
     if oom > 0 {
-        format!("out of memory (it used all of its {memory_mb} MiB and was killed)")
+        format!("out of memory: it used all of its {memory_mb} MiB and was killed")
     } else {
         "the sandbox crashed or was killed".into()
     }
