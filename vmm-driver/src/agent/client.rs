@@ -140,7 +140,7 @@ impl AgentClient {
                     break Some(why);
                 }
                 let chan = frame.chan;
-                match reader.chans.deliver(frame).await {
+                match reader.chans.deliver(frame, inbound::STALL).await {
                     Delivery::Done => {}
                     Delivery::Violation(why) => break Some(why),
                     Delivery::Stalled => {

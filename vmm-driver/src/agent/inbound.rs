@@ -110,9 +110,9 @@ impl Table {
         self.lock().clear();
     }
 
-    /// Hands a checked frame to its request, waiting (at most [`STALL`]) while the
-    /// request's queue is full.
-    pub async fn deliver(&self, frame: Frame) -> Delivery {
+    /// Hands a checked frame to its request, waiting (at most `stall`, [`STALL`] but in
+    /// tests) while the request's queue is full.
+    pub async fn deliver(&self, frame: Frame, stall: Duration) -> Delivery {
         let entry = self.lock().get(&frame.chan).map(|e| (e.role, e.tx.clone()));
         let Some((role, tx)) = entry else {
             return Delivery::Done;
@@ -121,7 +121,7 @@ impl Table {
             return Delivery::Violation(format!("a {:?} frame for a {role:?} request", frame.kind));
         }
         let chan = frame.chan;
-        match tx.send_timeout(frame, STALL).await {
+        match tx.send_timeout(frame, stall).await {
             Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
                 self.remove(chan);
                 Delivery::Stalled
@@ -149,32 +149,43 @@ mod tests {
         let _exec = table.open(1, Role::Exec);
         let _read = table.open(2, Role::Read);
         assert!(matches!(
-            table.deliver(Frame::new(Kind::FileData, 1, vec![])).await,
+            table
+                .deliver(Frame::new(Kind::FileData, 1, vec![]), STALL)
+                .await,
             Delivery::Violation(_)
         ));
         assert!(matches!(
-            table.deliver(Frame::new(Kind::Exit, 2, vec![])).await,
+            table
+                .deliver(Frame::new(Kind::Exit, 2, vec![]), STALL)
+                .await,
             Delivery::Violation(_)
         ));
         // A frame for no open request is dropped.
         assert!(matches!(
-            table.deliver(Frame::new(Kind::Stdout, 9, vec![])).await,
+            table
+                .deliver(Frame::new(Kind::Stdout, 9, vec![]), STALL)
+                .await,
             Delivery::Done
         ));
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_consumer_that_takes_nothing_is_dropped_after_the_stall_time() {
         let table = Table::default();
         let mut rx = table.open(1, Role::Exec);
         for _ in 0..QUEUE {
             assert!(matches!(
-                table.deliver(Frame::new(Kind::Stdout, 1, vec![1])).await,
+                table
+                    .deliver(Frame::new(Kind::Stdout, 1, vec![1]), STALL)
+                    .await,
                 Delivery::Done
             ));
         }
+        let short = Duration::from_millis(100);
         assert!(matches!(
-            table.deliver(Frame::new(Kind::Stdout, 1, vec![1])).await,
+            table
+                .deliver(Frame::new(Kind::Stdout, 1, vec![1]), short)
+                .await,
             Delivery::Stalled
         ));
         for _ in 0..QUEUE {

@@ -7,6 +7,8 @@
 //! driver connects to one end of a socket pair.
 
 pub mod client;
+#[cfg(test)]
+mod client_tests;
 mod exec;
 mod files;
 mod inbound;
