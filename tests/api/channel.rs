@@ -240,3 +240,91 @@ async fn a_hostile_sprite_moves_server_memory_within_the_bound_and_touches_no_on
     let calm_view = expect_status(app.get("/v1/sprites/calm", &calm).await, 200).await;
     assert_eq!(calm_view["state"], "running");
 }
+
+async fn put_file(app: &App, token: &str, sprite: &str, path: &str, body: Vec<u8>) {
+    let put = app
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/sprites/{sprite}/files?path={path}"),
+            Some(token),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("put");
+    expect_status(put, 204).await;
+}
+
+/// A hostile agent: root in the sprite mounts its own program over `/.corral`, so the
+/// agent the host starts after a restart of the server is that program. It floods
+/// 64 MiB of well-formed output for the first call, then garbage.
+#[tokio::test]
+async fn a_planted_agent_that_floods_then_breaks_the_protocol_is_contained() {
+    let mut app = App::spawn().await;
+    let (_, hostile) = app.signup("planted@example.com").await;
+    let (_, calm) = app.signup("bystander@example.com").await;
+    create(&app, &hostile, "planted").await;
+    create(&app, &calm, "calm").await;
+
+    let mut frame = (256u32 << 10).to_le_bytes().to_vec();
+    frame.push(16); // stdout
+    frame.extend_from_slice(&1u32.to_le_bytes()); // the first call after a restart
+    frame.extend_from_slice(&[b'z'; 256 << 10]);
+    put_file(&app, &hostile, "planted", "/root/fake/frame", frame).await;
+    let garbage = b"\x08\x00\x00\x00\x63\x01\x00\x00\x00garbage!".to_vec();
+    put_file(&app, &hostile, "planted", "/root/fake/garbage", garbage).await;
+    let script =
+        "#!/bin/sh\ni=0\nwhile [ $i -lt 256 ]; do cat /root/fake/frame; i=$((i+1)); done\n\
+                  cat /root/fake/garbage\nexec sleep 3600\n";
+    put_file(&app, &hostile, "planted", "/root/fake/agent", script.into()).await;
+    let planted = exec_ok(
+        &app,
+        &hostile,
+        "planted",
+        &["sh", "-c", "chmod +x /root/fake/agent && mount --bind /root/fake /.corral && head -1 /.corral/agent"],
+    )
+    .await;
+    assert_eq!(planted["stdout"], "#!/bin/sh\n", "{planted}");
+
+    // The server restarts; the sandboxes keep running.
+    app.stop();
+    app.start().await;
+    exec_ok(&app, &calm, "calm", &["true"]).await;
+    let pid = server_pid(&app);
+    let baseline = rss_kib(pid);
+
+    let call = {
+        let (url, token, client) = (app.url.clone(), hostile.clone(), app.client.clone());
+        tokio::spawn(async move {
+            client
+                .post(format!("{url}/v1/sprites/planted/exec"))
+                .bearer_auth(token)
+                .json(&json!({"cmd": ["true"], "timeout_s": 20}))
+                .send()
+                .await
+                .expect("exec")
+        })
+    };
+    let mut peak = baseline;
+    while !call.is_finished() {
+        peak = peak.max(rss_kib(pid));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answer = call.await.unwrap();
+    let status = answer.status().as_u16();
+    let body = answer.text().await.unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("broke the protocol"), "{body}");
+
+    let grown_mib = peak.saturating_sub(baseline) / 1024;
+    eprintln!("planted agent: baseline {baseline} KiB, peak {peak} KiB, grown {grown_mib} MiB");
+    assert!(
+        grown_mib <= RSS_BOUND_MIB,
+        "the server grew by {grown_mib} MiB (bound {RSS_BOUND_MIB} MiB)"
+    );
+    // Nobody else noticed.
+    let out = exec_ok(&app, &calm, "calm", &["echo", "fine"]).await;
+    assert_eq!(out["stdout"], "fine\n");
+    let view = expect_status(app.get("/v1/sprites/planted", &hostile).await, 200).await;
+    assert_eq!(view["state"], "running", "{view}");
+}
