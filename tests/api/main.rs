@@ -2,11 +2,13 @@
 //! server and SQLite file per test.
 
 mod accounts;
+mod channel;
 mod hardening;
 mod helpers;
 mod isolation;
 #[path = "../common/machines.rs"]
 mod machines;
 mod money;
+mod reliability;
 mod security;
 mod sprites;

@@ -1,9 +1,11 @@
 //! Commands and files inside a sprite: wake it if idle, keep it marked busy, and turn
-//! a delete during the work into a clean answer.
+//! what can happen during the work (a delete, a pause, a dead sandbox, an agent that
+//! never answers) into a clean answer within a bounded time.
 
+use std::future::Future;
 use std::time::Duration;
 
-use vmm_driver::{ExecOutput, ExecRequest, ExecStream};
+use vmm_driver::{DriverError, ExecOutput, ExecRequest, ExecStream};
 
 use super::{driver_error, machine, Sprites};
 use crate::db::{self, sprites::SpriteRow};
@@ -21,6 +23,15 @@ pub struct ExecParams {
 
 /// Longest a command may run.
 pub const MAX_EXEC_TIMEOUT_S: u64 = 24 * 3600;
+/// The timeout of a JSON exec that names none: the server always has a deadline.
+pub const DEFAULT_EXEC_TIMEOUT_S: u64 = 3600;
+/// How long past a command's own timeout the server waits for the agent to report it
+/// (the agent kills the command at its timeout; this bounds an agent that does not).
+const EXEC_GRACE: Duration = Duration::from_secs(10);
+/// The server's deadline for one file read or write.
+pub const FILE_DEADLINE: Duration = Duration::from_secs(120);
+/// How often a call in flight checks whether its sprite was paused under it.
+const PAUSE_POLL: Duration = Duration::from_millis(200);
 
 impl ExecParams {
     fn into_request(self, max_output_bytes: usize) -> Result<ExecRequest, ApiError> {
@@ -93,6 +104,65 @@ impl Sprites {
         }
     }
 
+    /// Resolves when the sprite is no longer running (paused, deleted), with why. A
+    /// paused sandbox is frozen, so a call into it would otherwise never answer.
+    async fn left_running(&self, sprite: &SpriteRow) -> String {
+        loop {
+            tokio::time::sleep(PAUSE_POLL).await;
+            match db::sprites::by_id(&self.pool, &sprite.tenant_id, sprite.id).await {
+                Ok(Some(now)) if now.state == "running" => {}
+                Ok(Some(now)) if now.state == "paused" => {
+                    return format!(
+                        "was paused ({}) while the call ran",
+                        now.pause_reason.as_deref().unwrap_or("user")
+                    )
+                }
+                Ok(Some(now)) => return format!("became {} while the call ran", now.state),
+                Ok(None) => return "was deleted while the call ran".into(),
+                // A database hiccup is not a reason to end the call.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Runs one driver call with the server's deadline, ending it early (which kills an
+    /// abandoned command) when the sprite stops running; a failure is explained.
+    async fn guarded<T>(
+        &self,
+        sprite: &SpriteRow,
+        deadline: Duration,
+        call: impl Future<Output = Result<T, DriverError>>,
+    ) -> Result<T, ApiError> {
+        tokio::select! {
+            result = call => match result {
+                Ok(value) => Ok(value),
+                Err(error) => Err(self.failed(sprite, error).await),
+            },
+            why = self.left_running(sprite) => Err(ApiError::Conflict(format!(
+                "sprite {:?} {why}; the call was ended", sprite.name
+            ))),
+            () = tokio::time::sleep(deadline) => Err(ApiError::Unavailable(format!(
+                "sprite {:?} did not answer within {} s; the call was ended",
+                sprite.name,
+                deadline.as_secs()
+            ))),
+        }
+    }
+
+    /// Explains a failed call: a sandbox that died is brought back (and the answer
+    /// says so), a deleted sprite is named as such.
+    async fn failed(&self, sprite: &SpriteRow, error: DriverError) -> ApiError {
+        match self.revive(sprite, &error).await {
+            Ok(Some(why)) => ApiError::Conflict(format!(
+                "sprite {:?} stopped unexpectedly ({why}) and was restarted with its disk; \
+                 what was running in it was lost: run the command again",
+                sprite.name
+            )),
+            Ok(None) => self.gone_or(sprite, error).await,
+            Err(revive_error) => revive_error,
+        }
+    }
+
     /// Runs a command to completion.
     #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name))]
     pub async fn exec(
@@ -100,15 +170,19 @@ impl Sprites {
         sprite: &SpriteRow,
         params: ExecParams,
     ) -> Result<ExecOutput, ApiError> {
-        let request = params.into_request(self.config.max_exec_output_bytes as usize)?;
+        let mut request = params.into_request(self.config.max_exec_output_bytes as usize)?;
+        let timeout = *request
+            .timeout
+            .get_or_insert(Duration::from_secs(DEFAULT_EXEC_TIMEOUT_S));
         let _busy = self.busy(sprite.id);
         let sprite = self.activity(sprite, "exec").await?;
-        let result = self.driver.exec(&machine(&sprite), request).await;
+        // Dropped (the client went away, the deadline passed), the driver's call kills
+        // the command.
+        let id = machine(&sprite);
+        let call = self.driver.exec(&id, request);
+        let output = self.guarded(&sprite, timeout + EXEC_GRACE, call).await?;
         db::sprites::touch(&self.pool, sprite.id, "exec", db::now_s()).await?;
-        match result {
-            Ok(output) => Ok(output),
-            Err(error) => Err(self.gone_or(&sprite, error).await),
-        }
+        Ok(output)
     }
 
     /// Starts a streamed command; the sprite stays busy while `on_stream` runs.
@@ -125,11 +199,18 @@ impl Sprites {
         let request = params.into_request(self.config.max_exec_output_bytes as usize)?;
         let _busy = self.busy(sprite.id);
         let sprite = self.activity(sprite, "console").await?;
-        let stream = match self.driver.exec_stream(&machine(&sprite), request).await {
-            Ok(stream) => stream,
-            Err(error) => return Err(self.gone_or(&sprite, error).await),
+        let deadline = request.timeout.map(|t| t + EXEC_GRACE);
+        let id = machine(&sprite);
+        let call = self.driver.exec_stream(&id, request);
+        let stream = self.guarded(&sprite, FILE_DEADLINE, call).await?;
+        // A console has no deadline unless it asked for one; a pause still ends it.
+        let forever = Duration::from_secs(MAX_EXEC_TIMEOUT_S) + EXEC_GRACE;
+        let deadline = deadline.unwrap_or(forever);
+        let streamed = async {
+            on_stream(stream).await;
+            Ok(())
         };
-        on_stream(stream).await;
+        self.guarded(&sprite, deadline, streamed).await?;
         db::sprites::touch(&self.pool, sprite.id, "console", db::now_s()).await?;
         Ok(())
     }
@@ -140,14 +221,9 @@ impl Sprites {
         let path = sprite_path(path)?;
         let _busy = self.busy(sprite.id);
         let sprite = self.activity(sprite, "files").await?;
-        match self
-            .driver
-            .read_file(&machine(&sprite), path, self.config.max_file_bytes)
-            .await
-        {
-            Ok(bytes) => Ok(bytes),
-            Err(error) => Err(self.gone_or(&sprite, error).await),
-        }
+        let id = machine(&sprite);
+        let call = self.driver.read_file(&id, path, self.config.max_file_bytes);
+        self.guarded(&sprite, FILE_DEADLINE, call).await
     }
 
     /// Writes a file.
@@ -161,9 +237,8 @@ impl Sprites {
         let path = sprite_path(path)?;
         let _busy = self.busy(sprite.id);
         let sprite = self.activity(sprite, "files").await?;
-        match self.driver.write_file(&machine(&sprite), path, data).await {
-            Ok(()) => Ok(()),
-            Err(error) => Err(self.gone_or(&sprite, error).await),
-        }
+        let id = machine(&sprite);
+        let call = self.driver.write_file(&id, path, data);
+        self.guarded(&sprite, FILE_DEADLINE, call).await
     }
 }

@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod limits;
 mod reach;
 mod reconcile;
+mod recover;
 pub mod view;
 
 use std::collections::HashMap;

@@ -1,7 +1,6 @@
 //! The driver's side of the agent stream: one connection per machine, many commands and
 //! file transfers multiplexed over it.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -11,21 +10,62 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
+use super::inbound::{self, Delivery, Role, Table};
 use super::proto::{
-    read_frame, ErrorInfo, ErrorKind, ExecSpec, ExitInfo, Frame, Kind, ReadSpec, WriteSpec, CHUNK,
+    read_frame_max, ErrorInfo, ErrorKind, ExecSpec, ExitInfo, Frame, Kind, ReadSpec, WriteSpec,
+    CHUNK,
 };
 use crate::{DriverError, ExecEvent, ExecOutput, ExecRequest, ExecStream, Result};
 
 /// Output kept of each stream when a request does not say (`max_output_bytes == 0`).
 pub const DEFAULT_MAX_OUTPUT: usize = 4 << 20;
-
-type Chans = Mutex<HashMap<u32, mpsc::UnboundedSender<Frame>>>;
+/// Events queued for a streamed command's consumer (each at most one output chunk).
+const EVENTS: usize = 4;
 
 struct Inner {
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
-    chans: Chans,
+    chans: Table,
     next: AtomicU32,
     closed: AtomicBool,
+    /// Why the host closed the stream, when it was the agent's fault.
+    broken: Mutex<Option<String>>,
+    /// The machine, for logs.
+    label: String,
+}
+
+impl Inner {
+    async fn send(&self, frames: &[Frame]) -> Result<()> {
+        let mut buf = Vec::new();
+        for f in frames {
+            buf.extend_from_slice(&f.encode());
+        }
+        let mut w = self.writer.lock().await;
+        w.write_all(&buf).await.map_err(|_| self.lost())
+    }
+
+    fn lost(&self) -> DriverError {
+        match &*self.broken.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(why) => DriverError::InvalidState(format!(
+                "the sprite's agent broke the protocol ({why}); the call was ended"
+            )),
+            None => {
+                DriverError::InvalidState("the machine stopped (agent connection closed)".into())
+            }
+        }
+    }
+
+    /// Why a request's queue ended while the request was still waiting.
+    fn ended(&self) -> DriverError {
+        if self.closed.load(Ordering::SeqCst) {
+            self.lost()
+        } else {
+            DriverError::Backend {
+                what: "the call was ended".into(),
+                source: format!("its reader took nothing for {} s", inbound::STALL.as_secs())
+                    .into(),
+            }
+        }
+    }
 }
 
 /// A connection to one machine's agent.
@@ -34,24 +74,28 @@ pub struct AgentClient {
     inner: Arc<Inner>,
 }
 
-/// Removes a channel from the table when its request is done or abandoned.
+/// Removes a channel from the table when its request is done or abandoned, and kills
+/// an abandoned command (its caller went away or gave up: issue 9, item 10).
 struct ChanGuard {
     inner: Arc<Inner>,
     chan: u32,
+    kill: bool,
 }
 
 impl Drop for ChanGuard {
     fn drop(&mut self) {
-        self.inner
-            .chans
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.chan);
+        self.inner.chans.remove(self.chan);
+        if self.kill && !self.inner.closed.load(Ordering::SeqCst) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let (inner, chan) = (self.inner.clone(), self.chan);
+                rt.spawn(async move {
+                    let _ = inner
+                        .send(&[Frame::new(Kind::Kill, chan, Vec::new())])
+                        .await;
+                });
+            }
+        }
     }
-}
-
-fn lost() -> DriverError {
-    DriverError::InvalidState("the machine stopped (agent connection closed)".into())
 }
 
 fn agent_error(frame: &Frame) -> DriverError {
@@ -67,38 +111,55 @@ fn agent_error(frame: &Frame) -> DriverError {
 }
 
 impl AgentClient {
-    /// Starts reading the agent's frames from `stream`.
-    pub fn new(stream: UnixStream) -> Self {
+    /// Starts reading the agent's frames from `stream`; `label` names the machine in logs.
+    pub fn new(stream: UnixStream, label: String) -> Self {
         let (mut r, w) = stream.into_split();
         let inner = Arc::new(Inner {
             writer: tokio::sync::Mutex::new(w),
-            chans: Mutex::new(HashMap::new()),
+            chans: Table::default(),
             next: AtomicU32::new(1),
             closed: AtomicBool::new(false),
+            broken: Mutex::new(None),
+            label,
         });
         let reader = inner.clone();
         tokio::spawn(async move {
-            loop {
-                let frame = match read_frame(&mut r).await {
+            let violation = loop {
+                let frame = match read_frame_max(&mut r, inbound::MAX_INBOUND).await {
                     Ok(Some(frame)) => frame,
-                    Ok(None) => break,
+                    Ok(None) => break None,
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        break Some(e.to_string())
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "agent stream broken");
-                        break;
+                        tracing::warn!(machine = %reader.label, error = %e, "agent stream broken");
+                        break None;
                     }
                 };
-                let chans = reader.chans.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(tx) = chans.get(&frame.chan) {
-                    let _ = tx.send(frame);
+                if let Err(why) = inbound::check(&frame) {
+                    break Some(why);
                 }
+                let chan = frame.chan;
+                match reader.chans.deliver(frame, inbound::STALL).await {
+                    Delivery::Done => {}
+                    Delivery::Violation(why) => break Some(why),
+                    Delivery::Stalled => {
+                        tracing::warn!(machine = %reader.label, chan, "a caller took no output; ending its call");
+                        let _ = reader
+                            .send(&[Frame::new(Kind::Kill, chan, Vec::new())])
+                            .await;
+                    }
+                }
+            };
+            if let Some(why) = violation {
+                // Only this machine's calls end; the sandbox keeps running and the
+                // driver starts a fresh agent beside it on the next call.
+                tracing::warn!(machine = %reader.label, %why, "agent broke the protocol; closing its stream");
+                *reader.broken.lock().unwrap_or_else(|e| e.into_inner()) = Some(why);
             }
-
             reader.closed.store(true, Ordering::SeqCst);
-            reader
-                .chans
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clear();
+            reader.chans.clear();
+            let _ = reader.writer.lock().await.shutdown().await;
         });
         Self { inner }
     }
@@ -121,32 +182,27 @@ impl AgentClient {
         self.send(&[Frame::new(Kind::Kill, 0, Vec::new())]).await
     }
 
-    fn open(&self) -> Result<(ChanGuard, mpsc::UnboundedReceiver<Frame>)> {
-        let chan = self.inner.next.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.inner
-            .chans
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(chan, tx);
-        // Checked after inserting: the reader clears the table after setting `closed`.
-        if self.is_closed() {
-            return Err(lost());
-        }
+    fn open(&self, role: Role) -> Result<(ChanGuard, mpsc::Receiver<Frame>)> {
+        // Channel 0 is never used (see `nudge`).
+        let chan = match self.inner.next.fetch_add(1, Ordering::Relaxed) {
+            0 => self.inner.next.fetch_add(1, Ordering::Relaxed),
+            n => n,
+        };
+        let rx = self.inner.chans.open(chan, role);
         let guard = ChanGuard {
             inner: self.inner.clone(),
             chan,
+            kill: role == Role::Exec,
         };
+        // Checked after inserting: the reader clears the table after setting `closed`.
+        if self.is_closed() {
+            return Err(self.inner.lost());
+        }
         Ok((guard, rx))
     }
 
     async fn send(&self, frames: &[Frame]) -> Result<()> {
-        let mut buf = Vec::new();
-        for f in frames {
-            buf.extend_from_slice(&f.encode());
-        }
-        let mut w = self.inner.writer.lock().await;
-        w.write_all(&buf).await.map_err(|_| lost())
+        self.inner.send(frames).await
     }
 
     fn exec_frames(chan: u32, req: &ExecRequest, max_output: u64) -> Result<Vec<Frame>> {
@@ -171,7 +227,7 @@ impl AgentClient {
         } else {
             req.max_output_bytes
         };
-        let (guard, mut rx) = self.open()?;
+        let (mut guard, mut rx) = self.open(Role::Exec)?;
         let mut frames = Self::exec_frames(guard.chan, &req, max as u64)?;
         for chunk in req.stdin.chunks(CHUNK) {
             frames.push(Frame::new(Kind::Stdin, guard.chan, chunk.to_vec()));
@@ -195,6 +251,7 @@ impl AgentClient {
                     let info: ExitInfo = frame
                         .parse()
                         .map_err(|e| DriverError::backend("agent exit", e))?;
+                    guard.kill = false;
                     return Ok(ExecOutput {
                         exit_code: info.code,
                         stdout,
@@ -204,17 +261,20 @@ impl AgentClient {
                         duration: started.elapsed(),
                     });
                 }
-                Kind::Error => return Err(agent_error(&frame)),
+                Kind::Error => {
+                    guard.kill = false;
+                    return Err(agent_error(&frame));
+                }
                 _ => {}
             }
         }
-        Err(lost())
+        Err(self.inner.ended())
     }
 
     /// Starts a command and hands back its streams. Output is not capped unless
     /// `max_output_bytes` is set.
     pub async fn exec_stream(&self, req: ExecRequest) -> Result<ExecStream> {
-        let (guard, mut rx) = self.open()?;
+        let (guard, mut rx) = self.open(Role::Exec)?;
         let chan = guard.chan;
         let mut frames = Self::exec_frames(chan, &req, req.max_output_bytes as u64)?;
         for chunk in req.stdin.chunks(CHUNK) {
@@ -222,10 +282,11 @@ impl AgentClient {
         }
         self.send(&frames).await?;
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(16);
-        let (ev_tx, ev_rx) = mpsc::channel(64);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENTS);
         let client = self.clone();
         tokio::spawn(async move {
-            let _guard = guard;
+            // Moved whole into the task: it ends the request when the task ends.
+            let mut guard = guard;
             let mut stdin_open = true;
             loop {
                 tokio::select! {
@@ -247,26 +308,32 @@ impl AgentClient {
                             Some(f) if f.kind == Kind::Stdout => ExecEvent::Stdout(f.payload),
                             Some(f) if f.kind == Kind::Stderr => ExecEvent::Stderr(f.payload),
                             Some(f) if f.kind == Kind::Exit => {
+                                guard.kill = false;
                                 let code = f.parse::<ExitInfo>().map(|i| i.code).unwrap_or(-1);
                                 let _ = ev_tx.send(ExecEvent::Exit(code)).await;
                                 return;
                             }
+                            Some(f) if f.kind == Kind::Error => {
+                                guard.kill = false;
+                                let message = format!("corral: {}\n", agent_error(&f));
+                                let _ = ev_tx.send(ExecEvent::Stderr(message.into_bytes())).await;
+                                let _ = ev_tx.send(ExecEvent::Exit(-1)).await;
+                                return;
+                            }
                             Some(_) => continue,
                             None => {
-                                let _ = ev_tx.send(ExecEvent::Stderr(b"corral: the machine stopped\n".to_vec())).await;
+                                let message = format!("corral: {}\n", client.inner.ended());
+                                let _ = ev_tx.send(ExecEvent::Stderr(message.into_bytes())).await;
                                 let _ = ev_tx.send(ExecEvent::Exit(-1)).await;
                                 return;
                             }
                         };
+                        // The guard kills the command when this task ends early.
                         if ev_tx.send(event).await.is_err() {
-                            let _ = client.send(&[Frame::new(Kind::Kill, chan, Vec::new())]).await;
                             return;
                         }
                     }
-                    _ = ev_tx.closed() => {
-                        let _ = client.send(&[Frame::new(Kind::Kill, chan, Vec::new())]).await;
-                        return;
-                    }
+                    _ = ev_tx.closed() => return,
                 }
             }
         });
@@ -278,7 +345,7 @@ impl AgentClient {
 
     /// Reads a whole file, refusing one larger than `max_bytes`.
     pub async fn read_file(&self, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
-        let (guard, mut rx) = self.open()?;
+        let (guard, mut rx) = self.open(Role::Read)?;
         let spec = ReadSpec {
             path: path.into(),
             max_bytes,
@@ -288,18 +355,26 @@ impl AgentClient {
         let mut data = Vec::new();
         while let Some(frame) = rx.recv().await {
             match frame.kind {
-                Kind::FileData => data.extend_from_slice(&frame.payload),
+                Kind::FileData => {
+                    // The agent is not trusted to honour the limit it was given.
+                    if (data.len() + frame.payload.len()) as u64 > max_bytes {
+                        return Err(DriverError::Invalid(format!(
+                            "{path}: larger than {max_bytes} bytes"
+                        )));
+                    }
+                    data.extend_from_slice(&frame.payload);
+                }
                 Kind::FileEnd => return Ok(data),
                 Kind::Error => return Err(agent_error(&frame)),
                 _ => {}
             }
         }
-        Err(lost())
+        Err(self.inner.ended())
     }
 
     /// Writes a whole file, creating parent directories.
     pub async fn write_file(&self, path: &str, data: &[u8]) -> Result<()> {
-        let (guard, mut rx) = self.open()?;
+        let (guard, mut rx) = self.open(Role::Write)?;
         let spec = WriteSpec { path: path.into() };
         let mut frames = vec![Frame::json(Kind::WriteFile, guard.chan, &spec)];
         for chunk in data.chunks(CHUNK) {
@@ -318,6 +393,6 @@ impl AgentClient {
                 _ => {}
             }
         }
-        Err(lost())
+        Err(self.inner.ended())
     }
 }

@@ -18,8 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::proto::{ExecSpec, ExitInfo, Frame, Kind, CHUNK};
 
-/// Encoded frames on their way to the driver.
-pub type Out = mpsc::UnboundedSender<Vec<u8>>;
+/// Encoded frames on their way to the driver. Bounded: when the host stops reading (it
+/// applies backpressure to a client that reads nothing), the output threads block, the
+/// command's pipes fill and the command blocks, instead of the agent's memory growing.
+pub type Out = mpsc::Sender<Vec<u8>>;
+
+/// Frames queued for the writer thread at most (each at most a [`CHUNK`] of output).
+pub const OUT_QUEUE: usize = 16;
 
 /// Children waiting for their exit status, by pid. Spawning holds the lock, so the reaper
 /// cannot collect a child before it is registered here.
@@ -74,8 +79,9 @@ fn exited(pid: i32, status: i32) {
     }
 }
 
-fn send(out: &Out, kind: Kind, chan: u32, payload: Vec<u8>) {
-    let _ = out.send(Frame::new(kind, chan, payload).encode());
+/// Sends from a plain thread, waiting while the queue is full.
+fn send_blocking(out: &Out, kind: Kind, chan: u32, payload: Vec<u8>) {
+    let _ = out.blocking_send(Frame::new(kind, chan, payload).encode());
 }
 
 fn kill_group(pgid: i32) {
@@ -86,7 +92,7 @@ fn kill_group(pgid: i32) {
 /// Runs one command, reading its control frames (stdin, kill) from `ctl`.
 pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Frame>, out: Out) {
     let Some((program, args)) = spec.argv.split_first() else {
-        return finish_early(&out, chan, 127, "corral: empty command\n".into());
+        return finish_early(&out, chan, 127, "corral: empty command\n".into()).await;
     };
     let mut cmd = std::process::Command::new(program);
     cmd.args(args)
@@ -116,7 +122,7 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
                 } else {
                     127
                 };
-                return finish_early(&out, chan, code, format!("corral: {program}: {e}\n"));
+                return finish_early(&out, chan, code, format!("corral: {program}: {e}\n")).await;
             }
         }
     };
@@ -184,7 +190,9 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
         timed_out,
         truncated: truncated.load(Ordering::Relaxed),
     };
-    let _ = out.send(Frame::json(Kind::Exit, chan, &info).encode());
+    let _ = out
+        .send(Frame::json(Kind::Exit, chan, &info).encode())
+        .await;
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -194,13 +202,16 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-fn finish_early(out: &Out, chan: u32, code: i32, message: String) {
-    send(out, Kind::Stderr, chan, message.into_bytes());
+async fn finish_early(out: &Out, chan: u32, code: i32, message: String) {
+    let stderr = Frame::new(Kind::Stderr, chan, message.into_bytes());
+    let _ = out.send(stderr.encode()).await;
     let info = ExitInfo {
         code,
         ..Default::default()
     };
-    let _ = out.send(Frame::json(Kind::Exit, chan, &info).encode());
+    let _ = out
+        .send(Frame::json(Kind::Exit, chan, &info).encode())
+        .await;
 }
 
 /// Forwards one of the command's output pipes on a thread of its own, up to `max` bytes
@@ -235,7 +246,7 @@ fn pump<R: Read + Send + 'static>(
             }
             if keep > 0 {
                 sent += keep as u64;
-                send(&out, kind, chan, buf[..keep].to_vec());
+                send_blocking(&out, kind, chan, buf[..keep].to_vec());
             }
         }
         let _ = done.send(());

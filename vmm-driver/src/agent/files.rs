@@ -8,8 +8,38 @@ use tokio::sync::mpsc;
 use super::exec::Out;
 use super::proto::{ErrorInfo, ErrorKind, Frame, Kind, ReadSpec, WriteSpec, CHUNK};
 
-fn error(out: &Out, chan: u32, info: ErrorInfo) {
-    let _ = out.send(Frame::json(Kind::Error, chan, &info).encode());
+async fn error(out: &Out, chan: u32, info: ErrorInfo) {
+    let _ = out
+        .send(Frame::json(Kind::Error, chan, &info).encode())
+        .await;
+}
+
+/// Opens without blocking: a FIFO (or a device) would otherwise hold the open until a
+/// peer appears, and the host's call with it (issue 9, item 11). Only regular files are
+/// read or written, which `O_NONBLOCK` does not change.
+fn open_nonblocking(
+    path: &str,
+    options: &mut std::fs::OpenOptions,
+) -> Result<std::fs::File, ErrorInfo> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = options
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => ErrorInfo {
+                kind: ErrorKind::Invalid,
+                message: format!("{path}: not a regular file"),
+            },
+            _ => ErrorInfo::from_io(path, &e),
+        })?;
+    let meta = file.metadata().map_err(|e| ErrorInfo::from_io(path, &e))?;
+    if !meta.is_file() {
+        return Err(ErrorInfo {
+            kind: ErrorKind::Invalid,
+            message: format!("{path}: not a regular file"),
+        });
+    }
+    Ok(file)
 }
 
 fn check_path(path: &str) -> Result<(), ErrorInfo> {
@@ -25,16 +55,10 @@ fn check_path(path: &str) -> Result<(), ErrorInfo> {
 
 fn read_whole(spec: &ReadSpec) -> Result<Vec<u8>, ErrorInfo> {
     check_path(&spec.path)?;
-    let file = std::fs::File::open(&spec.path).map_err(|e| ErrorInfo::from_io(&spec.path, &e))?;
+    let file = open_nonblocking(&spec.path, std::fs::OpenOptions::new().read(true))?;
     let meta = file
         .metadata()
         .map_err(|e| ErrorInfo::from_io(&spec.path, &e))?;
-    if !meta.is_file() {
-        return Err(ErrorInfo {
-            kind: ErrorKind::Invalid,
-            message: format!("{}: not a regular file", spec.path),
-        });
-    }
     let too_large = || ErrorInfo {
         kind: ErrorKind::TooLarge,
         message: format!("{}: larger than {} bytes", spec.path, spec.max_bytes),
@@ -59,19 +83,27 @@ pub async fn read(chan: u32, spec: ReadSpec, out: Out) {
     match res {
         Ok(Ok(data)) => {
             for chunk in data.chunks(CHUNK) {
-                let _ = out.send(Frame::new(Kind::FileData, chan, chunk.to_vec()).encode());
+                let frame = Frame::new(Kind::FileData, chan, chunk.to_vec());
+                if out.send(frame.encode()).await.is_err() {
+                    return;
+                }
             }
-            let _ = out.send(Frame::new(Kind::FileEnd, chan, Vec::new()).encode());
+            let _ = out
+                .send(Frame::new(Kind::FileEnd, chan, Vec::new()).encode())
+                .await;
         }
-        Ok(Err(info)) => error(&out, chan, info),
-        Err(e) => error(
-            &out,
-            chan,
-            ErrorInfo {
-                kind: ErrorKind::Io,
-                message: e.to_string(),
-            },
-        ),
+        Ok(Err(info)) => error(&out, chan, info).await,
+        Err(e) => {
+            error(
+                &out,
+                chan,
+                ErrorInfo {
+                    kind: ErrorKind::Io,
+                    message: e.to_string(),
+                },
+            )
+            .await
+        }
     }
 }
 
@@ -80,7 +112,10 @@ fn open_for_write(path: &str) -> Result<std::fs::File, ErrorInfo> {
     if let Some(parent) = std::path::Path::new(path).parent() {
         std::fs::create_dir_all(parent).map_err(|e| ErrorInfo::from_io(path, &e))?;
     }
-    std::fs::File::create(path).map_err(|e| ErrorInfo::from_io(path, &e))
+    let file = open_nonblocking(path, std::fs::OpenOptions::new().write(true).create(true))?;
+    // Truncated only once known to be a regular file.
+    file.set_len(0).map_err(|e| ErrorInfo::from_io(path, &e))?;
+    Ok(file)
 }
 
 /// Writes `FileData` chunks from `ctl` until `FileEnd`, then answers `Done`.
@@ -88,16 +123,13 @@ pub async fn write(chan: u32, spec: WriteSpec, mut ctl: mpsc::UnboundedReceiver<
     let path = spec.path.clone();
     let file = match tokio::task::spawn_blocking(move || open_for_write(&spec.path)).await {
         Ok(Ok(file)) => file,
-        Ok(Err(info)) => return error(&out, chan, info),
+        Ok(Err(info)) => return error(&out, chan, info).await,
         Err(e) => {
-            return error(
-                &out,
-                chan,
-                ErrorInfo {
-                    kind: ErrorKind::Io,
-                    message: e.to_string(),
-                },
-            )
+            let info = ErrorInfo {
+                kind: ErrorKind::Io,
+                message: e.to_string(),
+            };
+            return error(&out, chan, info).await;
         }
     };
     let mut file = Some(file);
@@ -114,22 +146,21 @@ pub async fn write(chan: u32, spec: WriteSpec, mut ctl: mpsc::UnboundedReceiver<
                 .await;
                 match res {
                     Ok(Ok(f)) => file = Some(f),
-                    Ok(Err(info)) => return error(&out, chan, info),
+                    Ok(Err(info)) => return error(&out, chan, info).await,
                     Err(e) => {
-                        return error(
-                            &out,
-                            chan,
-                            ErrorInfo {
-                                kind: ErrorKind::Io,
-                                message: e.to_string(),
-                            },
-                        )
+                        let info = ErrorInfo {
+                            kind: ErrorKind::Io,
+                            message: e.to_string(),
+                        };
+                        return error(&out, chan, info).await;
                     }
                 }
             }
             Kind::FileEnd => {
                 drop(file);
-                let _ = out.send(Frame::new(Kind::Done, chan, Vec::new()).encode());
+                let _ = out
+                    .send(Frame::new(Kind::Done, chan, Vec::new()).encode())
+                    .await;
                 return;
             }
             _ => {}

@@ -7,12 +7,15 @@
 //! driver connects to one end of a socket pair.
 
 pub mod client;
+#[cfg(test)]
+mod client_tests;
 mod exec;
 mod files;
+mod inbound;
 pub mod proto;
 mod server;
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 pub use client::AgentClient;
 
@@ -44,15 +47,7 @@ pub fn main() -> i32 {
 /// Serves the protocol on fds 0 (requests) and 1 (replies).
 pub async fn run_stdio() -> std::io::Result<()> {
     exec::start_reaper()?;
-    // SAFETY: dup of the process's own stdio fds; the new fds are owned here.
-    let (r, w) = unsafe {
-        let r = libc::dup(0);
-        let w = libc::dup(1);
-        if r < 0 || w < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        (OwnedFd::from_raw_fd(r), OwnedFd::from_raw_fd(w))
-    };
+    let (r, w) = take_stdio()?;
     let result = server::serve(std::fs::File::from(r), std::fs::File::from(w)).await;
     if std::process::id() == 1 {
         if let Err(e) = &result {
@@ -61,4 +56,34 @@ pub async fn run_stdio() -> std::io::Result<()> {
         std::future::pending::<()>().await;
     }
     result
+}
+
+/// Moves the stream off fds 0 and 1 onto close-on-exec fds, and points 0 and 1 at
+/// `/dev/null`. Every command the agent starts would otherwise inherit the host
+/// channel and could write frames into it (issue 9, item 1). Root in the sprite can
+/// still reach these fds through `/proc/1/fd`; the host treats the stream as untrusted
+/// for that reason (see `vmm-driver/TRUST.md`).
+fn take_stdio() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let dup = |fd: i32| {
+        // SAFETY: fcntl on the process's own fd; F_DUPFD_CLOEXEC takes an int argument
+        // and returns a new fd that this function then owns.
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if new < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `new` was just returned by fcntl and nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(new) })
+    };
+    let (r, w) = (dup(0)?, dup(1)?);
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    for fd in [0, 1] {
+        // SAFETY: dup2 of an fd we own over fd 0 or 1; the stream lives on in `r`/`w`.
+        if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok((r, w))
 }

@@ -49,6 +49,20 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether the agent may send this kind (the others only go to the agent).
+    pub fn from_agent(self) -> bool {
+        matches!(
+            self,
+            Kind::FileData
+                | Kind::FileEnd
+                | Kind::Stdout
+                | Kind::Stderr
+                | Kind::Exit
+                | Kind::Error
+                | Kind::Done
+        )
+    }
+
     fn from_u8(raw: u8) -> Option<Self> {
         use Kind::*;
         Some(match raw {
@@ -115,6 +129,15 @@ impl Frame {
 
 /// Reads one frame; `None` at a clean end of stream.
 pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Option<Frame>> {
+    read_frame_max(r, MAX_PAYLOAD).await
+}
+
+/// Reads one frame whose payload is at most `max` bytes (checked before anything is
+/// allocated for it); `None` at a clean end of stream.
+pub async fn read_frame_max<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<Frame>> {
     let mut header = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -128,7 +151,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Opti
         }
         got += n;
     }
-    let (len, kind, chan) = parse_header(&header)?;
+    let (len, kind, chan) = parse_header(&header, max)?;
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload).await?;
     Ok(Some(Frame {
@@ -151,7 +174,7 @@ pub fn read_frame_sync<R: std::io::Read>(r: &mut R) -> std::io::Result<Option<Fr
             Err(e) => return Err(e),
         }
     }
-    let (len, kind, chan) = parse_header(&header)?;
+    let (len, kind, chan) = parse_header(&header, MAX_PAYLOAD)?;
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload)?;
     Ok(Some(Frame {
@@ -161,10 +184,10 @@ pub fn read_frame_sync<R: std::io::Read>(r: &mut R) -> std::io::Result<Option<Fr
     }))
 }
 
-fn parse_header(header: &[u8; HEADER_LEN]) -> std::io::Result<(usize, Kind, u32)> {
+fn parse_header(header: &[u8; HEADER_LEN], max: usize) -> std::io::Result<(usize, Kind, u32)> {
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     let bad = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
-    if len > MAX_PAYLOAD {
+    if len > max {
         return Err(bad(format!("frame of {len} bytes is too large")));
     }
     let kind = Kind::from_u8(header[4]).ok_or_else(|| bad(format!("frame kind {}", header[4])))?;

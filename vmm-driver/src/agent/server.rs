@@ -63,7 +63,7 @@ impl Write for Stream {
 /// Serves requests from `input` until the driver closes it, replying on `output`.
 pub async fn serve(input: std::fs::File, output: std::fs::File) -> std::io::Result<()> {
     let (input, mut output) = (Stream(input), Stream(output));
-    let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(exec::OUT_QUEUE);
     let writer = std::thread::spawn(move || {
         while let Some(mut buf) = out_rx.blocking_recv() {
             // Coalesce whatever else is queued into one write.

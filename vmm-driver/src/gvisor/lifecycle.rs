@@ -8,7 +8,7 @@ use tracing::{info, instrument, warn};
 use super::machine::{Machine, Meta, Paths};
 use super::runsc::Stdio3;
 use super::sandbox::{launch, mount, open_log, socket_pair, teardown, unmount};
-use super::{bundle, disk, image, Gvisor};
+use super::{bundle, cgroup, disk, image, Gvisor};
 use crate::agent::AgentClient;
 use crate::{DriverError, MachineId, MachineInfo, MachineSpec, MachineState, Result};
 
@@ -226,7 +226,14 @@ impl Gvisor {
         if let Some(agent) = rt.agent.as_ref().filter(|a| !a.is_closed()) {
             return Ok(agent.clone());
         }
-        if !rt.init_serves && self.runsc.exists(&m.id).await? == Some(MachineState::Running) {
+        // The stream is gone: the driver restarted, or the host closed it because the
+        // agent broke the protocol (a hostile program in the sprite can write into it).
+        // If the sandbox still runs, a fresh agent beside init serves a new stream;
+        // only a sandbox that is really gone is declared dead.
+        if self.runsc.exists(&m.id).await? == Some(MachineState::Running) {
+            if let Some(mut old) = rt.side.take() {
+                let _ = old.start_kill();
+            }
             let (host, guest) = socket_pair()?;
             let stdio = Stdio3 {
                 io: guest,
@@ -234,18 +241,21 @@ impl Gvisor {
             };
             let argv = [bundle::AGENT_IN_MACHINE, "agent"];
             rt.side = Some(self.runsc.exec_attached(&m.id, &argv, stdio)?);
-            let agent = AgentClient::new(host);
+            let agent = AgentClient::new(host, m.id.to_string());
             rt.agent = Some(agent.clone());
             return Ok(agent);
         }
-        // The sandbox died under us (killed for memory, or crashed).
-        warn!(machine = %m.id, "sandbox is gone; marking the machine stopped");
+        // The sandbox died under us (killed for memory, or crashed). Its cgroup is still
+        // there until the teardown, and says which.
+        let why = death_cause(&m.id, m.meta.memory_mb);
+        warn!(machine = %m.id, %why, "sandbox is gone; marking the machine stopped");
         teardown(&self.runsc, &m.id).await;
         rt.state = MachineState::Stopped;
         rt.agent = None;
+        rt.side = None;
         m.reopen_usage(false);
         Err(DriverError::InvalidState(format!(
-            "machine {} stopped unexpectedly (out of memory or crashed)",
+            "machine {} stopped unexpectedly: {why}",
             m.id
         )))
     }
@@ -290,5 +300,23 @@ impl Gvisor {
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+}
+
+/// Why a sandbox that was running is gone: the out-of-memory killer (its memory cgroup
+/// counts the kills), or anything else.
+fn death_cause(id: &MachineId, memory_mb: u64) -> String {
+    let oom = std::fs::read_to_string(cgroup::dir("memory", id).join("memory.oom_control"))
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("oom_kill "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    if oom > 0 {
+        format!("out of memory: it used all of its {memory_mb} MiB and was killed")
+    } else {
+        "the sandbox crashed or was killed".into()
     }
 }

@@ -158,7 +158,9 @@ pub(super) async fn launch(
                 // A restored init serves the new stream only if it served one when the
                 // checkpoint was taken.
                 rt.init_serves = image.is_none_or(init_served);
-                rt.agent = rt.init_serves.then(|| AgentClient::new(host));
+                rt.agent = rt
+                    .init_serves
+                    .then(|| AgentClient::new(host, m.id.to_string()));
                 rt.side = None;
                 rt.state = MachineState::Running;
                 m.reopen_usage(true);
