@@ -2,7 +2,7 @@
 //! format, and the client's address.
 
 use std::marker::PhantomData;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
@@ -188,8 +188,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip())
+            .get::<ConnectInfo<crate::listener::Peer>>()
+            .map(|info| info.0 .0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         Ok(ClientIp(ip))
     }

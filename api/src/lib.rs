@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod money;
@@ -20,7 +21,6 @@ pub mod token_cache;
 pub mod tokens;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -115,8 +115,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let app = router(state).into_make_service_with_connect_info::<listener::Peer>();
+    axum::serve(listener::ProblemListener(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -345,3 +345,86 @@ async fn a_create_whose_client_vanished_still_finishes() {
     .await;
     assert_eq!(out["exit_code"], 0);
 }
+
+#[tokio::test]
+async fn bad_input_found_by_the_adversarial_run_is_a_4xx_problem() {
+    let app = App::spawn().await;
+    let (_, session) = app.signup("bad@example.com").await;
+    expect_status(app.post("/v1/sprites", &session, create("box")).await, 201).await;
+    let put = |path: String| {
+        app.request(
+            reqwest::Method::PUT,
+            &format!("/v1/sprites/box/files?path={path}"),
+            Some(&session),
+        )
+        .body("data")
+        .send()
+    };
+    let long = format!("/root/{}", "n".repeat(300));
+    expect_problem(put(long.clone()).await.unwrap(), 422, "validation").await;
+    expect_problem(
+        put("/.corral/planted".into()).await.unwrap(),
+        422,
+        "validation",
+    )
+    .await;
+    let loops = json!({"cmd": ["sh", "-c", "cd /root && ln -s b a && ln -s a b"]});
+    expect_status(app.post("/v1/sprites/box/exec", &session, loops).await, 200).await;
+    expect_problem(
+        app.get("/v1/sprites/box/files?path=/root/a", &session)
+            .await,
+        422,
+        "validation",
+    )
+    .await;
+    expect_problem(
+        app.get(&format!("/v1/sprites/box/files?path={long}"), &session)
+            .await,
+        422,
+        "validation",
+    )
+    .await;
+
+    // A WebSocket exec with bad parameters is refused before the upgrade.
+    for query in ["cmd=ls&cwd=relative", "cmd=", "cmd=ls&timeout_s=0"] {
+        let refused = app
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/sprites/box/exec/ws?{query}"),
+                Some(&session),
+            )
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .send()
+            .await
+            .unwrap();
+        expect_problem(refused, 422, "validation").await;
+    }
+
+    // A URL hyper refuses by itself still answers problem+json (sent raw: the HTTP
+    // client refuses to send such a URL at all).
+    let addr = app.url.trim_start_matches("http://").to_string();
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        let path = format!("/v1/sprites?x={}", "a".repeat(100_000));
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        let _ = stream.write_all(request.as_bytes());
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    })
+    .await
+    .unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 414 "), "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    let body: Value = serde_json::from_str(body).expect("a problem+json body");
+    assert_eq!(body["code"], "uri_too_long");
+    assert_eq!(body["status"], 414);
+}

@@ -125,9 +125,7 @@ async fn exec_ws(
     let sprites = state.sprites()?.clone();
     let sprite = sprites.get_to_run(&auth, &name).await?;
     let params = ws_params(query.as_deref())?;
-    if params.argv.is_empty() {
-        return Err(ApiError::Validation("cmd must name a program".into()));
-    }
+    params.check()?;
     // Refuse before upgrading, while the answer can still be problem+json.
     let sprite = sprites.wake(&sprite, "console").await?;
     Ok(upgrade.on_upgrade(move |socket| async move {

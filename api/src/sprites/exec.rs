@@ -12,7 +12,7 @@ use crate::db::{self, sprites::SpriteRow};
 use crate::error::ApiError;
 
 /// A command as the API takes it.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ExecParams {
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -34,6 +34,12 @@ pub const FILE_DEADLINE: Duration = Duration::from_secs(120);
 const PAUSE_POLL: Duration = Duration::from_millis(200);
 
 impl ExecParams {
+    /// Refuses what running the command would refuse, without running it: the WebSocket
+    /// must answer before it upgrades, while the answer can still be problem+json.
+    pub fn check(&self) -> Result<(), ApiError> {
+        self.clone().into_request(0).map(drop)
+    }
+
     fn into_request(self, max_output_bytes: usize) -> Result<ExecRequest, ApiError> {
         if self.argv.is_empty() || self.argv[0].is_empty() {
             return Err(ApiError::Validation("cmd must name a program".into()));

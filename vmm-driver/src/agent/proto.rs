@@ -268,7 +268,19 @@ impl ErrorInfo {
         let kind = match e.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => ErrorKind::DiskFull,
             Some(libc::ENOENT) => ErrorKind::NotFound,
-            Some(libc::EISDIR) | Some(libc::ENOTDIR) => ErrorKind::Invalid,
+            // The caller's mistakes: a path that cannot name a file (too long, a symlink
+            // loop, a directory), or a place that cannot be written (read-only, denied).
+            Some(
+                libc::EISDIR
+                | libc::ENOTDIR
+                | libc::ENAMETOOLONG
+                | libc::ELOOP
+                | libc::EROFS
+                | libc::EACCES
+                | libc::EPERM
+                | libc::EEXIST
+                | libc::ETXTBSY,
+            ) => ErrorKind::Invalid,
             _ => ErrorKind::Io,
         };
         Self {
