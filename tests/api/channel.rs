@@ -21,19 +21,6 @@ async fn create(app: &App, token: &str, name: &str) {
     expect_status(app.post("/v1/sprites", token, body).await, 201).await;
 }
 
-async fn exec(app: &App, token: &str, sprite: &str, cmd: &[&str]) -> reqwest::Response {
-    app.post(
-        &format!("/v1/sprites/{sprite}/exec"),
-        token,
-        json!({"cmd": cmd}),
-    )
-    .await
-}
-
-async fn exec_ok(app: &App, token: &str, sprite: &str, cmd: &[&str]) -> Value {
-    expect_status(exec(app, token, sprite, cmd).await, 200).await
-}
-
 /// The pid of the app's `corral serve` (the one whose data directory is the app's).
 pub fn server_pid(app: &App) -> u32 {
     let want = format!("CORRAL_DATA_DIR={}", app.path().display());
@@ -90,13 +77,13 @@ async fn an_ordinary_command_finds_no_channel_fd_open() {
     let app = App::spawn().await;
     let (_, token) = app.signup("fds@example.com").await;
     create(&app, &token, "plain").await;
-    let out = exec_ok(
-        &app,
-        &token,
-        "plain",
-        &["sh", "-c", "ls -l /proc/self/fd/ | tail -n +2"],
-    )
-    .await;
+    let out = app
+        .exec_ok(
+            &token,
+            "plain",
+            &["sh", "-c", "ls -l /proc/self/fd/ | tail -n +2"],
+        )
+        .await;
     let listing = out["stdout"].as_str().unwrap();
     assert!(!listing.contains("socket"), "an fd is a socket:\n{listing}");
     // 0-2 are the command's pipes and 3 is the directory `ls` reads: nothing else.
@@ -106,13 +93,9 @@ async fn an_ordinary_command_finds_no_channel_fd_open() {
         .collect();
     assert_eq!(fds, ["0", "1", "2", "3"], "listing:\n{listing}");
     // Nor does a command started by a command (a shell's child).
-    let out = exec_ok(
-        &app,
-        &token,
-        "plain",
-        &["sh", "-c", "sh -c 'ls /proc/self/fd'"],
-    )
-    .await;
+    let out = app
+        .exec_ok(&token, "plain", &["sh", "-c", "sh -c 'ls /proc/self/fd'"])
+        .await;
     assert_eq!(out["stdout"], "0\n1\n2\n3\n");
 }
 
@@ -141,7 +124,7 @@ async fn a_hostile_sprite_moves_server_memory_within_the_bound_and_touches_no_on
     create(&app, &hostile, "forger").await;
     create(&app, &calm, "calm").await;
     for (token, name) in [(&hostile, "flood"), (&hostile, "forger"), (&calm, "calm")] {
-        exec_ok(&app, token, name, &["true"]).await;
+        app.exec_ok(token, name, &["true"]).await;
     }
     let pid = server_pid(&app);
     let baseline = rss_kib(pid);
@@ -232,10 +215,10 @@ async fn a_hostile_sprite_moves_server_memory_within_the_bound_and_touches_no_on
     );
     // The hostile sprite is usable again (a fresh agent beside init), and so is the
     // other tenant's.
-    let out = exec_ok(&app, &hostile, "forger", &["echo", "back"]).await;
+    let out = app.exec_ok(&hostile, "forger", &["echo", "back"]).await;
     assert_eq!(out["stdout"], "back\n");
     assert_eq!(out["exit_code"], 0);
-    let out = exec_ok(&app, &calm, "calm", &["echo", "fine"]).await;
+    let out = app.exec_ok(&calm, "calm", &["echo", "fine"]).await;
     assert_eq!(out["stdout"], "fine\n");
     let calm_view = expect_status(app.get("/v1/sprites/calm", &calm).await, 200).await;
     assert_eq!(calm_view["state"], "running");
@@ -277,9 +260,7 @@ async fn a_planted_agent_that_floods_then_breaks_the_protocol_is_contained() {
         "#!/bin/sh\ni=0\nwhile [ $i -lt 256 ]; do cat /root/fake/frame; i=$((i+1)); done\n\
                   cat /root/fake/garbage\nexec sleep 3600\n";
     put_file(&app, &hostile, "planted", "/root/fake/agent", script.into()).await;
-    let planted = exec_ok(
-        &app,
-        &hostile,
+    let planted = app.exec_ok(&hostile,
         "planted",
         &["sh", "-c", "chmod +x /root/fake/agent && mount --bind /root/fake /.corral && head -1 /.corral/agent"],
     )
@@ -289,7 +270,7 @@ async fn a_planted_agent_that_floods_then_breaks_the_protocol_is_contained() {
     // The server restarts; the sandboxes keep running.
     app.stop();
     app.start().await;
-    exec_ok(&app, &calm, "calm", &["true"]).await;
+    app.exec_ok(&calm, "calm", &["true"]).await;
     let pid = server_pid(&app);
     let baseline = rss_kib(pid);
 
@@ -323,7 +304,7 @@ async fn a_planted_agent_that_floods_then_breaks_the_protocol_is_contained() {
         "the server grew by {grown_mib} MiB (bound {RSS_BOUND_MIB} MiB)"
     );
     // Nobody else noticed.
-    let out = exec_ok(&app, &calm, "calm", &["echo", "fine"]).await;
+    let out = app.exec_ok(&calm, "calm", &["echo", "fine"]).await;
     assert_eq!(out["stdout"], "fine\n");
     let view = expect_status(app.get("/v1/sprites/planted", &hostile).await, 200).await;
     assert_eq!(view["state"], "running", "{view}");

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::{json, Value};
 
-use crate::machines::{destroy_machines, image_dir};
+use crate::machines::{destroy_machines, image_dir, stop_server};
 
 /// A running server and a client for it.
 pub struct App {
@@ -101,16 +101,7 @@ impl App {
     /// Stops the process the way an operator does (SIGTERM), waiting for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+            stop_server(&mut child);
         }
     }
 
@@ -185,6 +176,21 @@ impl App {
             body["tenant_id"].as_str().unwrap().into(),
             body["token"].as_str().unwrap().into(),
         )
+    }
+
+    /// Runs `cmd` in `sprite` through the JSON exec call.
+    pub async fn exec(&self, token: &str, sprite: &str, cmd: &[&str]) -> Response {
+        self.post(
+            &format!("/v1/sprites/{sprite}/exec"),
+            token,
+            json!({"cmd": cmd}),
+        )
+        .await
+    }
+
+    /// Runs `cmd` in `sprite` and expects a 200; returns the answer.
+    pub async fn exec_ok(&self, token: &str, sprite: &str, cmd: &[&str]) -> Value {
+        expect_status(self.exec(token, sprite, cmd).await, 200).await
     }
 
     /// Mints a token with `token` and returns the answer.

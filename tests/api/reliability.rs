@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::{expect_problem, expect_status, App};
 
@@ -14,24 +14,11 @@ async fn create(app: &App, token: &str, name: &str, memory_mb: u32) {
     expect_status(app.post("/v1/sprites", token, body).await, 201).await;
 }
 
-async fn exec(app: &App, token: &str, sprite: &str, cmd: &[&str]) -> reqwest::Response {
-    app.post(
-        &format!("/v1/sprites/{sprite}/exec"),
-        token,
-        json!({"cmd": cmd}),
-    )
-    .await
-}
-
-async fn exec_ok(app: &App, token: &str, sprite: &str, cmd: &[&str]) -> Value {
-    expect_status(exec(app, token, sprite, cmd).await, 200).await
-}
-
 /// The command lines of the processes in the sprite that contain `needle`, read from a
 /// second exec through `/proc`.
 async fn processes_with(app: &App, token: &str, sprite: &str, needle: &str) -> Vec<String> {
     let script = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done";
-    let out = exec_ok(app, token, sprite, &["sh", "-c", script]).await;
+    let out = app.exec_ok(token, sprite, &["sh", "-c", script]).await;
     out["stdout"]
         .as_str()
         .unwrap()
@@ -61,13 +48,9 @@ async fn a_sprite_killed_for_memory_comes_back_with_its_disk_and_says_why() {
     // `tail` keeps a line without newlines whole: 1 GiB of zeros outgrows 128 MiB and
     // the host's OOM killer takes the whole sandbox.
     let started = Instant::now();
-    let hog = exec(
-        &app,
-        &token,
-        "hog",
-        &["sh", "-c", "head -c 1G /dev/zero | tail"],
-    )
-    .await;
+    let hog = app
+        .exec(&token, "hog", &["sh", "-c", "head -c 1G /dev/zero | tail"])
+        .await;
     let body = expect_problem(hog, 409, "conflict").await;
     let detail = body["detail"].as_str().unwrap();
     eprintln!("hog answered after {:?}: {detail}", started.elapsed());
@@ -79,9 +62,9 @@ async fn a_sprite_killed_for_memory_comes_back_with_its_disk_and_says_why() {
     let activity = view["last_activity"].as_str().unwrap();
     assert!(activity.starts_with("restart: out of memory"), "{view}");
 
-    let out = exec_ok(&app, &token, "hog", &["cat", "/root/keep"]).await;
+    let out = app.exec_ok(&token, "hog", &["cat", "/root/keep"]).await;
     assert_eq!(out["stdout"], "kept across the crash");
-    let out = exec_ok(&app, &token, "hog", &["echo", "alive"]).await;
+    let out = app.exec_ok(&token, "hog", &["echo", "alive"]).await;
     assert_eq!(out["stdout"], "alive\n");
 }
 
@@ -151,7 +134,8 @@ async fn reading_or_writing_a_fifo_answers_instead_of_hanging() {
     let app = App::spawn().await;
     let (_, token) = app.signup("fifo@example.com").await;
     create(&app, &token, "pipes", 256).await;
-    exec_ok(&app, &token, "pipes", &["mkfifo", "/root/pipe"]).await;
+    app.exec_ok(&token, "pipes", &["mkfifo", "/root/pipe"])
+        .await;
 
     let started = Instant::now();
     let read = app
@@ -186,7 +170,7 @@ async fn reading_or_writing_a_fifo_answers_instead_of_hanging() {
     expect_problem(write, 422, "validation").await;
     assert!(started.elapsed() < Duration::from_secs(5));
     // The sprite is fine afterwards.
-    let out = exec_ok(&app, &token, "pipes", &["echo", "ok"]).await;
+    let out = app.exec_ok(&token, "pipes", &["echo", "ok"]).await;
     assert_eq!(out["stdout"], "ok\n");
 }
 

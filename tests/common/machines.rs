@@ -1,7 +1,24 @@
 //! What the end-to-end suites share about sprites' machines: where the base image is,
-//! and removing a test server's machines once the test is over.
+//! stopping a test server, and removing its machines once the test is over.
 
 use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// Stops a `corral serve`: SIGTERM first, so it freezes its sandboxes, then SIGKILL if
+/// it has not exited within 15 s.
+pub fn stop_server(child: &mut Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
 
 /// Where the shared base image is (built once by the set-up command).
 pub fn image_dir() -> PathBuf {
