@@ -1,7 +1,6 @@
-//! Corral's HTTP API: the router, the server, configuration and the command line.
+//! Corral's HTTP API: the router, the server, configuration and the services behind it.
 
 pub mod auth;
-pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;

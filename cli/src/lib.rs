@@ -1,5 +1,6 @@
-//! The `corral` command line: `serve` runs the server; the other subcommands are a
-//! client of the HTTP API (../shared/API.md), one file per command group.
+//! The `corral` command line's client commands: a client of the HTTP API
+//! (../shared/API.md), one file per command group. The `corral` binary adds `serve`,
+//! `image` and `agent` beside them.
 
 // The CLI's output is its purpose: printing to stdout is what these modules are for.
 #![allow(clippy::print_stdout)]
@@ -18,23 +19,10 @@ mod progress;
 mod sprites;
 mod tokens;
 
-use std::path::PathBuf;
+use clap::{Args, Subcommand};
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::config::Config;
-
-/// Corral: sandbox sprites with hard spend caps.
-#[derive(Parser)]
-#[command(name = "corral", version, after_help = AFTER_HELP)]
-pub struct Cli {
-    #[command(flatten)]
-    global: Global,
-    #[command(subcommand)]
-    command: Command,
-}
-
-const AFTER_HELP: &str = "\
+/// What `corral --help` says after the commands.
+pub const AFTER_HELP: &str = "\
 `login` and `signup` keep the server's URL and the session token in
 $XDG_CONFIG_HOME/corral/config.toml (else ~/.config/corral/config.toml), readable by
 you only; --url/CORRAL_URL and --token/CORRAL_TOKEN override them.
@@ -44,7 +32,7 @@ the command line); `exec` and `console` exit with the command's own code.";
 
 /// Options every client command takes.
 #[derive(Args, Clone)]
-pub(crate) struct Global {
+pub struct Global {
     /// The server's address (default: the one saved by `login`, else http://127.0.0.1:8080).
     #[arg(long, env = "CORRAL_URL", global = true)]
     url: Option<String>,
@@ -56,23 +44,14 @@ pub(crate) struct Global {
     json: bool,
 }
 
+/// The client commands.
 #[derive(Subcommand)]
-enum Command {
-    /// Run the server (API, metering, web pages).
-    #[command(after_help = Config::help())]
-    Serve {
-        /// A TOML file of settings (keys below); environment variables override it.
-        #[arg(long, env = "CORRAL_CONFIG")]
-        config: Option<PathBuf>,
-    },
-    /// Build (or rebuild) the sandbox base image from Debian packages.
-    #[command(subcommand)]
-    Image(ImageCommand),
+pub enum Command {
     /// Create an account and save its session token.
     Signup(account::SignupArgs),
     /// Log in and save the session token.
     Login(account::LoginArgs),
-    /// Forget the saved token.
+    /// End the session on the server and forget the saved token.
     Logout,
     /// Show who the token belongs to and what it may do.
     Whoami,
@@ -128,51 +107,14 @@ enum Command {
     Alerts,
 }
 
-#[derive(Subcommand)]
-enum ImageCommand {
-    /// Run debootstrap into the image directory, showing its progress.
-    Build {
-        /// Where images are kept (default: $CORRAL_IMAGE_DIR, else DATA_DIR/images).
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-}
-
-/// Builds the base image where the server will look for it.
-async fn build_image(dir: Option<PathBuf>) -> anyhow::Result<i32> {
-    let dir = match dir {
-        Some(dir) => dir,
-        None => Config::load(None)?.image_dir(),
-    };
-    let started = std::time::Instant::now();
-    let built = vmm_driver::gvisor::image::build(&dir, |line| eprintln!("  {line}")).await?;
-    eprintln!(
-        "base image ready at {} in {:.0} s",
-        built.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(0)
-}
-
-/// Runs the command line; returns the process exit code.
-pub async fn main() -> anyhow::Result<i32> {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Serve { config } => {
-            crate::telemetry::init();
-            let config = Config::load(config.as_deref())?;
-            crate::run(config).await?;
-            return Ok(0);
-        }
-        Command::Image(ImageCommand::Build { dir }) => return build_image(dir).await,
-        _ => {}
-    }
-    match run(cli.global, cli.command).await {
-        Ok(code) => Ok(code),
+/// Runs a client command; returns the process exit code. A failure prints one line,
+/// whatever the cause: the problem's code and detail, or the error's chain.
+pub async fn main(global: Global, command: Command) -> i32 {
+    match run(global, command).await {
+        Ok(code) => code,
         Err(error) => {
-            // One line, whatever the cause: the problem's code and detail, or the chain.
             eprintln!("error: {}", one_line(&error));
-            Ok(1)
+            1
         }
     }
 }
@@ -190,7 +132,6 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Ok(client)
     };
     match command {
-        Command::Serve { .. } | Command::Image(_) => unreachable!("handled in main"),
         Command::Signup(args) => account::signup(&global, args).await,
         Command::Login(args) => account::login(&global, args).await,
         Command::Logout => account::logout(&global).await,
