@@ -52,3 +52,36 @@ pub async fn by_id(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<Tenant>> 
         .fetch_optional(pool)
         .await
 }
+
+/// The tenant's alert address, or its account address.
+#[tracing::instrument(skip_all, fields(tenant = tenant_id))]
+pub async fn alert_email(conn: &mut SqliteConnection, tenant_id: &str) -> sqlx::Result<String> {
+    sqlx::query_scalar("SELECT COALESCE(alert_email, email) FROM tenants WHERE id = ?")
+        .bind(tenant_id)
+        .fetch_one(conn)
+        .await
+}
+
+/// Writes the fields that are `Some`; `alert_email: Some(None)` clears it.
+#[tracing::instrument(skip_all, fields(tenant = tenant_id))]
+pub async fn save_budget(
+    conn: &mut SqliteConnection,
+    tenant_id: &str,
+    cap: Option<i64>,
+    thresholds: Option<&str>,
+    alert_email: Option<Option<String>>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE tenants SET cap_nanos = COALESCE(?, cap_nanos), \
+         thresholds_pct = COALESCE(?, thresholds_pct), \
+         alert_email = CASE WHEN ? THEN ? ELSE alert_email END WHERE id = ?",
+    )
+    .bind(cap)
+    .bind(thresholds)
+    .bind(alert_email.is_some())
+    .bind(alert_email.flatten())
+    .bind(tenant_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -38,3 +38,8 @@ pub fn now_s() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
 }
+
+/// Whether the database answers (for `/readyz`).
+pub async fn ping(pool: &SqlitePool) -> sqlx::Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await.map(drop)
+}

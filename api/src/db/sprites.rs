@@ -282,3 +282,11 @@ pub async fn remember_idempotency(
     .await?;
     Ok(())
 }
+
+/// Live sprites of every tenant counted by state (for `/metrics`).
+#[tracing::instrument(skip_all)]
+pub async fn count_by_state(pool: &SqlitePool) -> sqlx::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT state, COUNT(*) FROM sprites WHERE deleted_at IS NULL GROUP BY state")
+        .fetch_all(pool)
+        .await
+}

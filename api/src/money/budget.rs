@@ -2,7 +2,6 @@
 //! address, the caller's token chain, and resuming what the budget paused.
 
 use serde::{Deserialize, Serialize};
-use sqlx::SqliteConnection;
 use utoipa::ToSchema;
 
 use corral_metering::{db as mdb, period::rfc3339, Budget, Scope};
@@ -125,7 +124,7 @@ pub async fn show(state: &AppState, auth: &Auth) -> ApiResult<TenantBudget> {
     };
     Ok(TenantBudget {
         budget: BudgetView::new(tenant),
-        alert_email: alert_email(&mut conn, &auth.tenant_id).await?,
+        alert_email: crate::db::accounts::alert_email(&mut conn, &auth.tenant_id).await?,
         tokens: tokens
             .iter()
             .filter(|b| b.cap.is_some())
@@ -153,7 +152,7 @@ pub async fn update(
         auth.require(AuthScope::SpritesWrite)?;
     }
     let mut conn = state.pool.acquire().await?;
-    save(
+    crate::db::accounts::save_budget(
         &mut conn,
         &auth.tenant_id,
         cap,
@@ -228,37 +227,4 @@ async fn resume_paused(
         }
     }
     Ok((resumed, still))
-}
-
-/// The tenant's alert address, or its account address.
-#[tracing::instrument(skip_all, fields(tenant = tenant_id))]
-async fn alert_email(conn: &mut SqliteConnection, tenant_id: &str) -> sqlx::Result<String> {
-    sqlx::query_scalar("SELECT COALESCE(alert_email, email) FROM tenants WHERE id = ?")
-        .bind(tenant_id)
-        .fetch_one(conn)
-        .await
-}
-
-/// Writes the fields that are `Some`; `alert_email: Some(None)` clears it.
-#[tracing::instrument(skip_all, fields(tenant = tenant_id))]
-async fn save(
-    conn: &mut SqliteConnection,
-    tenant_id: &str,
-    cap: Option<i64>,
-    thresholds: Option<&str>,
-    alert_email: Option<Option<String>>,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE tenants SET cap_nanos = COALESCE(?, cap_nanos), \
-         thresholds_pct = COALESCE(?, thresholds_pct), \
-         alert_email = CASE WHEN ? THEN ? ELSE alert_email END WHERE id = ?",
-    )
-    .bind(cap)
-    .bind(thresholds)
-    .bind(alert_email.is_some())
-    .bind(alert_email.flatten())
-    .bind(tenant_id)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

@@ -23,7 +23,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if let Err(error) = sqlx::query("SELECT 1").execute(&state.pool).await {
+    if let Err(error) = crate::db::ping(&state.pool).await {
         tracing::warn!(%error, "database not ready");
         return ApiError::Unavailable("the database is not usable".into()).into_response();
     }
@@ -36,12 +36,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     state.metrics.render_requests(&mut out);
-    let states: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT state, COUNT(*) FROM sprites WHERE deleted_at IS NULL GROUP BY state",
-    )
-    .fetch_all(&state.pool)
-    .await
-    .unwrap_or_default();
+    let states = crate::db::sprites::count_by_state(&state.pool)
+        .await
+        .unwrap_or_default();
     let labels: Vec<(String, u64)> = states
         .into_iter()
         .map(|(s, n)| (format!("state=\"{s}\""), n as u64))
