@@ -23,6 +23,10 @@ pub struct FleetSprite {
     pub cpus: u32,
     /// Memory limit in MiB: the declared worst case of memory.
     pub memory_mb: u32,
+    /// The most it may store: its whole disk plus its checkpoints. The rule reserves
+    /// this (not just what is stored now) to the period's end, so writing to the disk,
+    /// however fast, can never commit a scope past its cap.
+    pub reserve_bytes: u64,
 }
 
 /// Cumulative usage of one sprite, as the driver reads it.

@@ -43,6 +43,11 @@ fn may_run(state: &str) -> bool {
     matches!(state, "running" | "creating")
 }
 
+/// The most a sprite's disk may hold: what the rule reserves for it.
+pub fn disk_bytes(disk_mb: i64) -> u64 {
+    u64::try_from(disk_mb).unwrap_or(0).saturating_mul(1 << 20)
+}
+
 #[async_trait]
 impl Fleet for SpritesFleet {
     async fn sprites(&self) -> Result<Vec<FleetSprite>, FleetError> {
@@ -68,6 +73,8 @@ impl Fleet for SpritesFleet {
                 running: may_run(&row.state),
                 cpus: u32::try_from(row.cpus).unwrap_or(u32::MAX),
                 memory_mb: u32::try_from(row.memory_mb).unwrap_or(u32::MAX),
+                reserve_bytes: disk_bytes(row.disk_mb)
+                    .saturating_add(checkpoints.get(&row.id).copied().unwrap_or(0)),
             })
             .collect();
         let known = rows

@@ -24,8 +24,9 @@ pub struct MeterGate {
     admitted: Mutex<HashMap<String, Vec<Admission>>>,
 }
 
-/// (sprite id, when admitted in unix ms, its worst burn per second).
-type Admission = (i64, i64, Nanos);
+/// (sprite id, when admitted in unix ms, its worst burn per second, its disk's
+/// reservation when it was new).
+type Admission = (i64, i64, Nanos, Nanos);
 
 impl MeterGate {
     /// A gate reading `pool` with the prices and runway of `config`.
@@ -37,28 +38,31 @@ impl MeterGate {
         }
     }
 
-    /// Worst burn of the tenant's other sprites admitted within the last two ticks.
-    fn recently_admitted(&self, sprite: &SpriteRow, now: i64) -> Nanos {
+    /// Worst burn and new disks' reservations of the tenant's other sprites admitted
+    /// within the last two ticks.
+    fn recently_admitted(&self, sprite: &SpriteRow, now: i64) -> (Nanos, Nanos) {
         let horizon = now - 2 * self.config.tick_ms as i64 - 1000;
         let mut admitted = self.admitted.lock().expect("gate");
         let Some(list) = admitted.get_mut(&sprite.tenant_id) else {
-            return Nanos::ZERO;
+            return (Nanos::ZERO, Nanos::ZERO);
         };
-        list.retain(|(_, at, _)| *at >= horizon);
+        list.retain(|(_, at, _, _)| *at >= horizon);
         // A sprite being created has no id yet (0): every entry is another sprite.
         list.iter()
-            .filter(|(id, _, _)| sprite.id == 0 || *id != sprite.id)
-            .map(|(_, _, worst)| *worst)
-            .sum()
+            .filter(|(id, _, _, _)| sprite.id == 0 || *id != sprite.id)
+            .fold(
+                (Nanos::ZERO, Nanos::ZERO),
+                |(w, r), (_, _, worst, reserve)| (w + *worst, r + *reserve),
+            )
     }
 
-    fn remember(&self, sprite: &SpriteRow, now: i64, worst: Nanos) {
+    fn remember(&self, sprite: &SpriteRow, now: i64, worst: Nanos, reserve: Nanos) {
         let mut admitted = self.admitted.lock().expect("gate");
         let list = admitted.entry(sprite.tenant_id.clone()).or_default();
         if sprite.id != 0 {
-            list.retain(|(id, _, _)| *id != sprite.id);
+            list.retain(|(id, _, _, _)| *id != sprite.id);
         }
-        list.push((sprite.id, now, worst));
+        list.push((sprite.id, now, worst, reserve));
     }
 }
 
@@ -73,9 +77,20 @@ impl BudgetGate for MeterGate {
             u32::try_from(sprite.memory_mb).unwrap_or(u32::MAX),
         );
         let now = now_ms();
-        let extra = worst + self.recently_admitted(sprite, now);
+        // A new sprite's whole disk is reserved to the period's end (the meter reserves
+        // it from its first tick on): it must fit before the sprite exists.
+        let reserve = if sprite.id == 0 {
+            new_disk_reserve(&ctx, sprite)
+        } else {
+            Nanos::ZERO
+        };
+        let (others_worst, others_reserve) = self.recently_admitted(sprite, now);
+        let extra = db::Extra {
+            worst_burn_per_s: worst + others_worst,
+            reserve: reserve + others_reserve,
+        };
         let mut conn = self.pool.acquire().await?;
-        let refusal = db::check_runway(
+        let refusal = db::check_runway_with(
             &mut conn,
             &sprite.tenant_id,
             sprite.created_by_token.as_deref(),
@@ -86,7 +101,7 @@ impl BudgetGate for MeterGate {
         .await?;
         match refusal {
             None => {
-                self.remember(sprite, now, worst);
+                self.remember(sprite, now, worst, reserve);
                 Ok(())
             }
             Some(refusal) => {
@@ -96,6 +111,17 @@ impl BudgetGate for MeterGate {
             }
         }
     }
+}
+
+/// Keeping a new sprite's whole disk to the period's end, as the rule reserves it.
+fn new_disk_reserve(ctx: &corral_metering::BudgetContext, sprite: &SpriteRow) -> Nanos {
+    let period = corral_metering::Period::containing(ctx.now_ms);
+    corral_metering::rule::storage_reserved(
+        &ctx.prices,
+        super::fleet::disk_bytes(sprite.disk_mb),
+        1,
+        period.remaining_ms(ctx.now_ms),
+    )
 }
 
 /// The runway a sprite must afford: the configured minimum, and never less than the
@@ -116,7 +142,8 @@ pub fn refusal_error(r: &Refusal, runway_s: u64) -> ApiError {
         r.available.get()
     );
     let need = format!(
-        "running it for the {runway_s} s minimum runway at full speed needs {}",
+        "running it for the {runway_s} s minimum runway at full speed (a new sprite's whole \
+         disk reserved to the period's end included) needs {}",
         r.needed.usd()
     );
     match &r.scope {

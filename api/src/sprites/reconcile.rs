@@ -1,12 +1,13 @@
 //! Reconciliation at start: sprites the database knows are brought to their recorded
-//! state, sandboxes it does not know are removed, vanished sandboxes are reported.
+//! state, sandboxes it does not know are removed, vanished sandboxes are reported, and
+//! checkpoints a crash left half-made are removed (the driver sweeps their files).
 
 use std::collections::HashMap;
 
-use vmm_driver::MachineState;
+use vmm_driver::{CheckpointId, MachineState};
 
 use super::{machine, Sprites};
-use crate::db;
+use crate::db::{self, sprites::SpriteRow};
 
 /// What reconciliation did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,6 +20,8 @@ pub struct Reconciled {
     pub lost: usize,
     /// Creations or deletions a crash interrupted, finished.
     pub finished: usize,
+    /// Checkpoints a crash interrupted (never answered, size 0), removed.
+    pub half_made_checkpoints: usize,
 }
 
 impl Sprites {
@@ -43,6 +46,9 @@ impl Sprites {
         for sprite in sprites {
             let id = machine(&sprite);
             let found = machines.get(&id).copied();
+            if found.is_some() && !matches!(sprite.state.as_str(), "creating" | "deleting") {
+                done.half_made_checkpoints += self.drop_half_made_checkpoints(&sprite).await?;
+            }
             match (sprite.state.as_str(), found) {
                 ("creating", _) | ("deleting", _) => {
                     // Interrupted mid-way: finish by removing what exists.
@@ -83,6 +89,30 @@ impl Sprites {
         }
         tracing::info!(?done, "reconciled sprites with the driver");
         Ok(done)
+    }
+}
+
+impl Sprites {
+    /// Removes the sprite's checkpoints that a crash interrupted: the row is written
+    /// with size 0 before the driver starts and sized once the checkpoint is complete,
+    /// so a 0 is a checkpoint nobody was ever given. Its files go too (the driver has
+    /// already swept a copy still being built; a finished one the answer never
+    /// reached is deleted here), and the per-sprite limit counts only real ones.
+    async fn drop_half_made_checkpoints(&self, sprite: &SpriteRow) -> anyhow::Result<usize> {
+        let mut dropped = 0;
+        for checkpoint in db::sprites::checkpoints(&self.pool, sprite.id).await? {
+            if checkpoint.size_bytes > 0 {
+                continue;
+            }
+            let cid = CheckpointId::from_key(checkpoint.id as u64);
+            self.driver
+                .delete_checkpoint(&machine(sprite), &cid)
+                .await?;
+            db::sprites::delete_checkpoint(&self.pool, sprite.id, checkpoint.id).await?;
+            tracing::warn!(sprite = %sprite.name, checkpoint = checkpoint.id, "removed a checkpoint a crash left half-made");
+            dropped += 1;
+        }
+        Ok(dropped)
     }
 }
 

@@ -264,18 +264,47 @@ pub async fn check_runway(
     runway_s: u64,
     ctx: &BudgetContext,
 ) -> Result<Option<Refusal>, sqlx::Error> {
+    let extra = Extra {
+        worst_burn_per_s: extra_worst_burn_per_s,
+        reserve: Nanos::ZERO,
+    };
+    check_runway_with(conn, tenant_id, token_id, extra, runway_s, ctx).await
+}
+
+/// What a sprite the meter has not seen yet adds to the runway check.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extra {
+    /// Its worst burn (and that of others admitted since the last tick), per second.
+    pub worst_burn_per_s: Nanos,
+    /// What keeping its whole disk to the period's end reserves (a new sprite's).
+    pub reserve: Nanos,
+}
+
+/// [`check_runway`] for a sprite that also needs `extra.reserve` set aside: a new
+/// sprite's whole disk, stored to the period's end, must fit beside the runway.
+#[tracing::instrument(skip_all, fields(tenant = tenant_id))]
+pub async fn check_runway_with(
+    conn: &mut SqliteConnection,
+    tenant_id: &str,
+    token_id: Option<&str>,
+    extra: Extra,
+    runway_s: u64,
+    ctx: &BudgetContext,
+) -> Result<Option<Refusal>, sqlx::Error> {
     for b in chain_budgets(conn, tenant_id, token_id, ctx).await? {
         let Some(available) = b.available else {
             continue;
         };
+        let left = available - extra.reserve;
         if !rule::runway_ok(
-            available,
+            left,
             b.worst_burn_nanos_per_s,
-            extra_worst_burn_per_s,
+            extra.worst_burn_per_s,
             runway_s,
         ) {
-            let needed = (b.worst_burn_nanos_per_s + extra_worst_burn_per_s)
-                .saturating_mul(i64::try_from(runway_s).unwrap_or(i64::MAX));
+            let needed = (b.worst_burn_nanos_per_s + extra.worst_burn_per_s)
+                .saturating_mul(i64::try_from(runway_s).unwrap_or(i64::MAX))
+                + extra.reserve;
             return Ok(Some(Refusal {
                 code: b.scope.exhausted_code(),
                 scope: b.scope,

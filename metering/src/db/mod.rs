@@ -7,8 +7,8 @@ mod outbox;
 mod usage;
 
 pub use budget::{
-    chain_budgets, check_runway, scope_spent, spent_by_scope, tenant_budget, token_budget, Budget,
-    BudgetContext, Refusal,
+    chain_budgets, check_runway, check_runway_with, scope_spent, spent_by_scope, tenant_budget,
+    token_budget, Budget, BudgetContext, Extra, Refusal,
 };
 pub use ledger::{
     baselines, claim_tick, known_sprites, last_tick, live_scopes, minute_rows, parse_thresholds,
