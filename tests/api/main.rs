@@ -2,6 +2,7 @@
 //! server and SQLite file per test.
 
 mod accounts;
+mod crash;
 mod helpers;
 mod isolation;
 #[path = "../common/machines.rs"]

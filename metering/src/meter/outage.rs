@@ -5,7 +5,8 @@
 //! it, so it is never billed later), and the rule then pauses the scope at once.
 //!
 //! One window of CPU was already reserved by the rule's last verdict before the
-//! outage, so only CPU beyond that window ("extra") is ever cut.
+//! outage, so only CPU beyond that window ("extra") is ever cut; and the scope is left
+//! just short of the rule's worst case for the next window, as after any budget pause.
 
 use std::collections::HashMap;
 
@@ -91,8 +92,12 @@ pub(super) fn fit<F: Fn(&Scope) -> Option<Nanos>>(
         };
         let before = scopes.before.get(&scope.key()).copied().unwrap_or_default();
         let reserved = rule::storage_reserved(&cfg.prices, t.stored_bytes, t.sprites, remaining);
-        let slack = Nanos(rule::ROUNDING_SLACK_PER_SPRITE).saturating_mul(t.sprites as i64);
-        let over = (before + t.grew + reserved + slack - cap).get();
+        // Leave the scope one nano-dollar short of the rule's worst case for the next
+        // window, as an ordinary tick would: the rule pauses it now, and what a paused
+        // sandbox still uses (the pause landing, its idle threads) has room.
+        let input = t.rule_input(cfg, cap, before + t.grew);
+        let worst = rule::worst_case_next_tick(&cfg.prices, &input, cfg.window_ms, remaining);
+        let over = (before + t.grew + reserved + worst - Nanos(1) - cap).get();
         if over <= 0 {
             continue;
         }
@@ -184,6 +189,8 @@ mod tests {
             crate::tick::ScopeTotals {
                 grew: Nanos(10_000_000_000),
                 sprites: 1,
+                running_cpus: 1,
+                running: vec![1],
                 ..Default::default()
             },
         );
@@ -201,10 +208,11 @@ mod tests {
         let mut real = HashMap::new();
         let cut = fit(&scopes, &fleet, &mut samples, &baselines, &mut real);
         assert_eq!(cut, 1);
-        // $4 left (minus slack): the window's 0.5 s plus about 3.5 s more.
+        // $4 left less one window ($0.5) kept for the pause: the window's 0.5 s of
+        // CPU plus about 3 s more.
         let billed = samples[0].unwrap().cpu_ns;
         assert!(
-            (3_999_000_000..=4_000_000_000).contains(&billed),
+            (3_499_000_000..=3_500_000_000).contains(&billed),
             "{billed}"
         );
         assert_eq!(real[&1].cpu_ns, 10_000_000_000);
