@@ -47,12 +47,18 @@ impl MeterGate {
             return (Nanos::ZERO, Nanos::ZERO);
         };
         list.retain(|(_, at, _, _)| *at >= horizon);
+        // A new disk is in the meter's stored bytes from its next tick on: only
+        // younger ones are counted here, or they would be reserved twice.
+        let unseen = now - self.config.tick_ms as i64 - 250;
         // A sprite being created has no id yet (0): every entry is another sprite.
         list.iter()
             .filter(|(id, _, _, _)| sprite.id == 0 || *id != sprite.id)
             .fold(
                 (Nanos::ZERO, Nanos::ZERO),
-                |(w, r), (_, _, worst, reserve)| (w + *worst, r + *reserve),
+                |(w, r), (_, at, worst, reserve)| {
+                    let reserve = if *at >= unseen { *reserve } else { Nanos::ZERO };
+                    (w + *worst, r + reserve)
+                },
             )
     }
 
@@ -85,6 +91,14 @@ impl BudgetGate for MeterGate {
             Nanos::ZERO
         };
         let (others_worst, others_reserve) = self.recently_admitted(sprite, now);
+        // Other new disks count against a creation only: a sprite checked again just
+        // after its own creation (its first exec) would otherwise find its own disk,
+        // remembered under id 0, reserved twice.
+        let others_reserve = if sprite.id == 0 {
+            others_reserve
+        } else {
+            Nanos::ZERO
+        };
         let extra = db::Extra {
             worst_burn_per_s: worst + others_worst,
             reserve: reserve + others_reserve,
