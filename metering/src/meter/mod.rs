@@ -34,8 +34,9 @@ pub struct MeterConfig {
     pub prices: Prices,
     /// The cap of tenants whose `cap_nanos` is NULL (`None`: no cap).
     pub default_tenant_cap: Option<Nanos>,
-    /// Disk growth per second a running sprite may reach in the worst case; its storage
-    /// to the period's end is reserved a window ahead. 0 counts growth only once seen.
+    /// Extra growth per second a running sprite may reach beyond its disk (which is
+    /// always reserved whole, see [`crate::FleetSprite::reserve_bytes`]); its storage to
+    /// the period's end is reserved a window ahead. 0 by default.
     pub disk_growth_bytes_per_s: u64,
 }
 
