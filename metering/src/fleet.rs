@@ -50,4 +50,8 @@ pub trait Fleet: Send + Sync {
     fn sample(&self, sprite_id: i64) -> Option<Sample>;
     /// Pause these sprites now, with `pause_reason: budget`.
     async fn pause_for_budget(&self, sprite_ids: &[i64]);
+    /// Called after every tick that was recorded and enforced: the owner may now let
+    /// run what it held frozen until the meter had billed the outage and applied the
+    /// rule (at start-up). Does nothing by default.
+    async fn metered(&self) {}
 }

@@ -1,6 +1,7 @@
 //! Reconciliation at start: sprites the database knows are brought to their recorded
-//! state, sandboxes it does not know are removed, vanished sandboxes are reported, and
-//! checkpoints a crash left half-made are removed (the driver sweeps their files).
+//! state (running ones held frozen until the meter's first tick), sandboxes it does not
+//! know are removed, vanished sandboxes are reported, and checkpoints a crash left
+//! half-made are removed (the driver sweeps their files).
 
 use std::collections::HashMap;
 
@@ -22,6 +23,8 @@ pub struct Reconciled {
     pub finished: usize,
     /// Checkpoints a crash interrupted (never answered, size 0), removed.
     pub half_made_checkpoints: usize,
+    /// Running sprites held frozen until the meter's first tick.
+    pub frozen: usize,
 }
 
 impl Sprites {
@@ -64,12 +67,16 @@ impl Sprites {
                         done.lost += 1;
                     }
                 }
-                ("running", Some(MachineState::Running))
-                | ("paused", Some(MachineState::Paused)) => {}
-                ("running", Some(MachineState::Paused)) => {
-                    self.driver.resume(&id).await?;
-                    done.repaired += 1;
+                // Nothing runs before the meter's first tick has billed what ran while
+                // Corral was down (the cgroup counters survive a crash) and applied the
+                // rule: running sprites are frozen here and thawed by the meter
+                // (`thaw_after_start`), those the rule paused for budget excepted.
+                ("running", Some(MachineState::Running)) => {
+                    self.driver.pause(&id).await?;
+                    done.frozen += 1;
                 }
+                ("running", Some(MachineState::Paused)) => done.frozen += 1,
+                ("paused", Some(MachineState::Paused)) => {}
                 ("running", Some(MachineState::Stopped)) => {
                     self.driver.start(&id).await?;
                     done.repaired += 1;
@@ -117,9 +124,30 @@ impl Sprites {
 }
 
 impl Sprites {
+    /// Lets run again the sprites reconciliation froze at start, once the meter's first
+    /// tick has billed the outage and paused for budget what no longer fits: every
+    /// sprite still recorded `running` is resumed (resuming a running machine is a
+    /// no-op).
+    #[tracing::instrument(skip_all)]
+    pub async fn thaw_after_start(&self) -> anyhow::Result<usize> {
+        let mut thawed = 0;
+        for sprite in db::sprites::all_live(&self.pool).await? {
+            if sprite.state != "running" {
+                continue;
+            }
+            match self.driver.resume(&machine(&sprite)).await {
+                Ok(()) => thawed += 1,
+                Err(error) => {
+                    tracing::warn!(sprite = %sprite.name, %error, "could not thaw after start")
+                }
+            }
+        }
+        Ok(thawed)
+    }
+
     /// Freezes every running sprite's machine while Corral is down, so nothing runs
-    /// unmetered; their recorded state stays `running` and the next start's
-    /// reconciliation thaws them.
+    /// unmetered; their recorded state stays `running` and the meter's first tick after
+    /// the next start thaws them.
     #[tracing::instrument(skip_all)]
     pub async fn freeze_for_shutdown(&self) -> anyhow::Result<usize> {
         let mut frozen = 0;

@@ -197,6 +197,7 @@ impl Meter {
                 .fetch_add(pause.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         report.paused = pause;
+        self.fleet.metered().await;
         Ok(report)
     }
 

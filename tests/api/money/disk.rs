@@ -89,6 +89,10 @@ async fn dd_at_full_speed_never_commits_past_the_cap() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    eprintln!(
+        "dd: disk grew to {max_disk} bytes in {:?}; reservation {reserved_at_start} -> at most {max_reserved}",
+        started.elapsed()
+    );
     // The writes grew the disk, not the reservation (it held the whole disk already).
     assert!(max_disk > 100_000_000, "dd wrote only {max_disk} bytes");
     assert!(
