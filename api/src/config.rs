@@ -143,7 +143,7 @@ settings! {
     default_cap_nanos: i64 = 100_000_000_000, "CORRAL_DEFAULT_CAP_NANOS", "A new tenant's monthly spend cap ($100; 0 = no cap).";
     min_runway_s: u64 = 60, "CORRAL_MIN_RUNWAY_S", "Seconds of worst-case burn a sprite must afford to start.";
     pause_latency_ms: u64 = 1000, "CORRAL_PAUSE_LATENCY_MS", "Longest a budget pause may take to stop a sprite (part of the worst case).";
-    disk_growth_bytes_per_s: u64 = 0, "CORRAL_DISK_GROWTH_BYTES_PER_S", "Disk growth per running sprite reserved ahead by the cap rule (0 = counted once seen).";
+    disk_growth_bytes_per_s: u64 = 0, "CORRAL_DISK_GROWTH_BYTES_PER_S", "Extra disk growth per running sprite reserved ahead (each sprite's whole disk is always reserved).";
     mail_retry_base_s: u64 = 5, "CORRAL_MAIL_RETRY_BASE_S", "First wait before retrying an alert mail; doubles per attempt up to an hour.";
     session_ttl_s: u64 = 86_400, "CORRAL_SESSION_TTL_S", "Lifetime of a login session token.";
     token_max_ttl_s: u64 = 31_536_000, "CORRAL_TOKEN_MAX_TTL_S", "Longest lifetime of an API token (and its default).";

@@ -23,6 +23,10 @@ pub struct FleetSprite {
     pub cpus: u32,
     /// Memory limit in MiB: the declared worst case of memory.
     pub memory_mb: u32,
+    /// The most it may store: its whole disk plus its checkpoints. The rule reserves
+    /// this (not just what is stored now) to the period's end, so writing to the disk,
+    /// however fast, can never commit a scope past its cap.
+    pub reserve_bytes: u64,
 }
 
 /// Cumulative usage of one sprite, as the driver reads it.
@@ -46,4 +50,8 @@ pub trait Fleet: Send + Sync {
     fn sample(&self, sprite_id: i64) -> Option<Sample>;
     /// Pause these sprites now, with `pause_reason: budget`.
     async fn pause_for_budget(&self, sprite_ids: &[i64]);
+    /// Called after every tick that was recorded and enforced: the owner may now let
+    /// run what it held frozen until the meter had billed the outage and applied the
+    /// rule (at start-up). Does nothing by default.
+    async fn metered(&self) {}
 }

@@ -22,6 +22,9 @@ pub struct TickConfig {
     pub window_ms: i64,
     /// Disk growth a running sprite is allowed per second in the worst case.
     pub disk_growth_bytes_per_s: u64,
+    /// Bill CPU time for all the time since the baseline, not one window: the first
+    /// tick after a start, when the counters hold what ran while no meter did.
+    pub catch_up: bool,
 }
 
 /// A sprite's last sample as stored (`meter_samples`).
@@ -66,7 +69,7 @@ pub struct SpriteUpdate {
 pub struct ScopeTotals {
     /// Spend added this tick.
     pub grew: Nanos,
-    /// Bytes stored by the scope's sprites now.
+    /// Bytes the scope's sprites store now or may store (whole disks, checkpoints).
     pub stored_bytes: u64,
     /// Sprites in the scope.
     pub sprites: u64,
@@ -113,8 +116,10 @@ pub struct Plan {
 
 /// Usage of one sprite since its baseline, and its new baseline (cost not yet added).
 /// Compute is capped at all vCPUs and all memory for at most one window, so a stalled
-/// meter or a restart after downtime never bills past what the rule allowed; disk
-/// accrues for the real time elapsed, within the current period.
+/// meter never bills past what the rule allowed; on a catch-up tick CPU time is billed
+/// for all the time elapsed (still at most all vCPUs), the outage's cap being applied
+/// by the meter (`meter::outage`). Disk accrues for the real time elapsed, within the
+/// current period.
 pub fn sprite_usage(
     cfg: &TickConfig,
     now_ms: i64,
@@ -132,8 +137,13 @@ pub fn sprite_usage(
         Some(b) if sample.cpu_ns >= b.cpu_ns => sample.cpu_ns - b.cpu_ns,
         _ => sample.cpu_ns,
     };
+    let cpu_ms = if cfg.catch_up {
+        elapsed as u64
+    } else {
+        compute_ms
+    };
     let cpu_max = u64::from(sprite.cpus)
-        .saturating_mul(compute_ms)
+        .saturating_mul(cpu_ms)
         .saturating_mul(1_000_000);
     let memory_max = u64::from(sprite.memory_mb).saturating_mul(BYTES_PER_MIB);
     let memory_bytes = if sprite.running {
@@ -198,11 +208,11 @@ pub fn plan<'a>(
                     grew,
                     baseline: next,
                 };
-                (Some(update), sample.disk_bytes)
+                (Some(update), sample.disk_bytes.max(sprite.reserve_bytes))
             }
             // Unreadable now: bill nothing, keep the baseline, still count its bytes.
-            (None, Some(b)) => (None, b.disk_bytes),
-            (None, None) => (None, 0),
+            (None, Some(b)) => (None, b.disk_bytes.max(sprite.reserve_bytes)),
+            (None, None) => (None, sprite.reserve_bytes),
         };
         let grew = update.as_ref().map_or(Nanos::ZERO, |u| u.grew);
         plan.cost += grew;

@@ -10,6 +10,7 @@ fn cfg() -> TickConfig {
         tick_ms: 1000,
         window_ms: 2000,
         disk_growth_bytes_per_s: 0,
+        catch_up: false,
     }
 }
 
@@ -22,6 +23,7 @@ fn sprite(id: i64, running: bool) -> FleetSprite {
         running,
         cpus: 2,
         memory_mb: 1024,
+        reserve_bytes: 0,
     }
 }
 

@@ -112,7 +112,10 @@ async fn a_tenant_is_paused_before_its_cap_and_alerted_once_per_threshold() {
 
     // Creating another sprite now would not have a minute of runway: 402.
     let ctx = cpu_only().budget_context(t0() + 61_000);
-    let extra = cpu_only().prices.sprite_worst_burn_per_s(2, 1024);
+    let extra = mdb::Extra {
+        worst_burn_per_s: cpu_only().prices.sprite_worst_burn_per_s(2, 1024),
+        reserve: Nanos::ZERO,
+    };
     let refusal = mdb::check_runway(&mut conn, "t1", None, &|_| extra, 60, &ctx)
         .await
         .unwrap()
@@ -188,7 +191,10 @@ async fn a_token_budget_pauses_its_own_and_its_descendants_sprites_only() {
 
     let mut conn = pool.acquire().await.unwrap();
     let ctx = cpu_only().budget_context(t0() + 40_000);
-    let extra = cpu_only().prices.sprite_worst_burn_per_s(1, 256);
+    let extra = mdb::Extra {
+        worst_burn_per_s: cpu_only().prices.sprite_worst_burn_per_s(1, 256),
+        reserve: Nanos::ZERO,
+    };
     let refusal = mdb::check_runway(&mut conn, "t1", Some("child"), &|_| extra, 60, &ctx)
         .await
         .unwrap()
@@ -209,7 +215,7 @@ async fn a_token_budget_pauses_its_own_and_its_descendants_sprites_only() {
         if matches!(s, Scope::Tenant(_)) {
             extra
         } else {
-            Nanos::ZERO
+            mdb::Extra::default()
         }
     };
     let refusal = mdb::check_runway(&mut conn, "t1", Some("child"), &only_tenant, 60, &ctx)

@@ -159,6 +159,7 @@ async fn a_replayed_or_crashed_tick_counts_nothing_twice_and_loses_nothing() {
         running: true,
         cpus: 1,
         memory_mb: 256,
+        reserve_bytes: 0,
     };
     fleet.insert(ghost);
     fleet.set_sample(999, sample(0));

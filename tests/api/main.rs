@@ -3,6 +3,7 @@
 
 mod accounts;
 mod channel;
+mod crash;
 mod hardening;
 mod helpers;
 mod isolation;

@@ -1,7 +1,9 @@
 //! The meter's view of the sprites service: every live sprite, cheap usage samples
-//! from the driver (disk plus checkpoints), and pausing for budget.
+//! from the driver (disk plus checkpoints), pausing for budget, and thawing what
+//! start-up reconciliation froze once the first tick has billed the outage.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -24,6 +26,8 @@ pub struct SpritesFleet {
     pool: SqlitePool,
     sprites: Arc<Sprites>,
     known: Mutex<HashMap<i64, Known>>,
+    /// Whether the sprites frozen at start-up have been let run again.
+    thawed: AtomicBool,
 }
 
 impl SpritesFleet {
@@ -33,6 +37,7 @@ impl SpritesFleet {
             pool,
             sprites,
             known: Mutex::default(),
+            thawed: AtomicBool::new(false),
         }
     }
 }
@@ -41,6 +46,11 @@ impl SpritesFleet {
 /// rule's worst case includes it from its first moment.
 fn may_run(state: &str) -> bool {
     matches!(state, "running" | "creating")
+}
+
+/// The most a sprite's disk may hold: what the rule reserves for it.
+pub fn disk_bytes(disk_mb: i64) -> u64 {
+    u64::try_from(disk_mb).unwrap_or(0).saturating_mul(1 << 20)
 }
 
 #[async_trait]
@@ -68,6 +78,8 @@ impl Fleet for SpritesFleet {
                 running: may_run(&row.state),
                 cpus: u32::try_from(row.cpus).unwrap_or(u32::MAX),
                 memory_mb: u32::try_from(row.memory_mb).unwrap_or(u32::MAX),
+                reserve_bytes: disk_bytes(row.disk_mb)
+                    .saturating_add(checkpoints.get(&row.id).copied().unwrap_or(0)),
             })
             .collect();
         let known = rows
@@ -112,5 +124,19 @@ impl Fleet for SpritesFleet {
             }
         });
         futures_util::future::join_all(pauses).await;
+    }
+
+    async fn metered(&self) {
+        if self.thawed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        match self.sprites.thaw_after_start().await {
+            Ok(thawed) => tracing::info!(thawed, "first tick metered: frozen sprites run again"),
+            Err(error) => {
+                // Try again after the next tick.
+                self.thawed.store(false, Ordering::SeqCst);
+                tracing::warn!(%error, "could not thaw the sprites frozen at start");
+            }
+        }
     }
 }

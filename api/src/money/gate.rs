@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use corral_metering::{db, now_ms, Nanos, Refusal, Scope};
+use corral_metering::db::{self, Extra};
+use corral_metering::{now_ms, Nanos, Refusal, Scope};
 use sqlx::SqlitePool;
 
 use crate::config::Config;
@@ -32,6 +33,8 @@ struct Admission {
     at_ms: i64,
     /// Its worst burn per second.
     worst: Nanos,
+    /// Its whole disk's reservation, when it was new.
+    reserve: Nanos,
     /// The scopes its spend counts against (the tenant and the budgeted tokens of its
     /// creator's chain).
     scopes: Vec<Scope>,
@@ -47,12 +50,15 @@ impl MeterGate {
         }
     }
 
-    /// Worst burn per scope of the tenant's other sprites admitted within the last two
-    /// ticks.
-    fn recently_admitted(&self, sprite: &SpriteRow, now: i64) -> HashMap<Scope, Nanos> {
+    /// Per scope, the worst burn and the new disks' reservations of the tenant's other
+    /// sprites admitted within the last two ticks.
+    fn recently_admitted(&self, sprite: &SpriteRow, now: i64) -> HashMap<Scope, Extra> {
         let horizon = now - 2 * self.config.tick_ms as i64 - 1000;
+        // A new disk is in the meter's stored bytes from its next tick on: only
+        // younger ones are counted here, or they would be reserved twice.
+        let unseen = now - self.config.tick_ms as i64 - 250;
         let mut admitted = self.admitted.lock().expect("gate");
-        let mut out: HashMap<Scope, Nanos> = HashMap::new();
+        let mut out: HashMap<Scope, Extra> = HashMap::new();
         let Some(list) = admitted.get_mut(&sprite.tenant_id) else {
             return out;
         };
@@ -62,14 +68,28 @@ impl MeterGate {
             .iter()
             .filter(|a| sprite.id == 0 || a.sprite_id != sprite.id)
         {
+            let reserve = if a.at_ms >= unseen {
+                a.reserve
+            } else {
+                Nanos::ZERO
+            };
             for scope in &a.scopes {
-                *out.entry(scope.clone()).or_default() += a.worst;
+                let e = out.entry(scope.clone()).or_default();
+                e.worst_burn_per_s += a.worst;
+                e.reserve += reserve;
             }
         }
         out
     }
 
-    fn remember(&self, sprite: &SpriteRow, now: i64, worst: Nanos, scopes: Vec<Scope>) {
+    fn remember(
+        &self,
+        sprite: &SpriteRow,
+        now: i64,
+        worst: Nanos,
+        reserve: Nanos,
+        scopes: Vec<Scope>,
+    ) {
         let mut admitted = self.admitted.lock().expect("gate");
         let list = admitted.entry(sprite.tenant_id.clone()).or_default();
         if sprite.id != 0 {
@@ -79,6 +99,7 @@ impl MeterGate {
             sprite_id: sprite.id,
             at_ms: now,
             worst,
+            reserve,
             scopes,
         });
     }
@@ -95,8 +116,25 @@ impl BudgetGate for MeterGate {
             u32::try_from(sprite.memory_mb).unwrap_or(u32::MAX),
         );
         let now = now_ms();
-        let recent = self.recently_admitted(sprite, now);
-        let extra = |scope: &Scope| worst + recent.get(scope).copied().unwrap_or_default();
+        // A new sprite's whole disk is reserved to the period's end (the meter reserves
+        // it from its first tick on): it must fit before the sprite exists.
+        let creating = sprite.id == 0;
+        let reserve = if creating {
+            new_disk_reserve(&ctx, sprite)
+        } else {
+            Nanos::ZERO
+        };
+        let others = self.recently_admitted(sprite, now);
+        let extra = |scope: &Scope| {
+            let other = others.get(scope).copied().unwrap_or_default();
+            Extra {
+                worst_burn_per_s: worst + other.worst_burn_per_s,
+                // Other new disks count against a creation only: a sprite checked again
+                // just after its own creation (its first exec) would otherwise find its
+                // own disk, remembered under id 0, reserved twice.
+                reserve: reserve + if creating { other.reserve } else { Nanos::ZERO },
+            }
+        };
         let mut conn = self.pool.acquire().await?;
         let checked = db::check_runway(
             &mut conn,
@@ -109,7 +147,7 @@ impl BudgetGate for MeterGate {
         .await?;
         match checked {
             Ok(scopes) => {
-                self.remember(sprite, now, worst, scopes);
+                self.remember(sprite, now, worst, reserve, scopes);
                 Ok(())
             }
             Err(refusal) => {
@@ -119,6 +157,17 @@ impl BudgetGate for MeterGate {
             }
         }
     }
+}
+
+/// Keeping a new sprite's whole disk to the period's end, as the rule reserves it.
+fn new_disk_reserve(ctx: &corral_metering::BudgetContext, sprite: &SpriteRow) -> Nanos {
+    let period = corral_metering::Period::containing(ctx.now_ms);
+    corral_metering::rule::storage_reserved(
+        &ctx.prices,
+        super::fleet::disk_bytes(sprite.disk_mb),
+        1,
+        period.remaining_ms(ctx.now_ms),
+    )
 }
 
 /// The runway a sprite must afford: the configured minimum, and never less than the
@@ -139,7 +188,8 @@ pub fn refusal_error(r: &Refusal, runway_s: u64) -> ApiError {
         r.available.get()
     );
     let need = format!(
-        "running it for the {runway_s} s minimum runway at full speed needs {}",
+        "running it for the {runway_s} s minimum runway at full speed (a new sprite's whole \
+         disk reserved to the period's end included) needs {}",
         r.needed.usd()
     );
     match &r.scope {

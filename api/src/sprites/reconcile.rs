@@ -1,12 +1,14 @@
 //! Reconciliation at start: sprites the database knows are brought to their recorded
-//! state, sandboxes it does not know are removed, vanished sandboxes are reported.
+//! state (running ones held frozen until the meter's first tick), sandboxes it does not
+//! know are removed, vanished sandboxes are reported, and checkpoints a crash left
+//! half-made are removed (the driver sweeps their files).
 
 use std::collections::HashMap;
 
-use vmm_driver::MachineState;
+use vmm_driver::{CheckpointId, MachineState};
 
 use super::{machine, Sprites};
-use crate::db;
+use crate::db::{self, sprites::SpriteRow};
 
 /// What reconciliation did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,6 +21,10 @@ pub struct Reconciled {
     pub lost: usize,
     /// Creations or deletions a crash interrupted, finished.
     pub finished: usize,
+    /// Checkpoints a crash interrupted (never answered, size 0), removed.
+    pub half_made_checkpoints: usize,
+    /// Running sprites held frozen until the meter's first tick.
+    pub frozen: usize,
 }
 
 impl Sprites {
@@ -43,6 +49,9 @@ impl Sprites {
         for sprite in sprites {
             let id = machine(&sprite);
             let found = machines.get(&id).copied();
+            if found.is_some() && !matches!(sprite.state.as_str(), "creating" | "deleting") {
+                done.half_made_checkpoints += self.drop_half_made_checkpoints(&sprite).await?;
+            }
             match (sprite.state.as_str(), found) {
                 ("creating", _) | ("deleting", _) => {
                     // Interrupted mid-way: finish by removing what exists.
@@ -58,12 +67,16 @@ impl Sprites {
                         done.lost += 1;
                     }
                 }
-                ("running", Some(MachineState::Running))
-                | ("paused", Some(MachineState::Paused)) => {}
-                ("running", Some(MachineState::Paused)) => {
-                    self.driver.resume(&id).await?;
-                    done.repaired += 1;
+                // Nothing runs before the meter's first tick has billed what ran while
+                // Corral was down (the cgroup counters survive a crash) and applied the
+                // rule: running sprites are frozen here and thawed by the meter
+                // (`thaw_after_start`), those the rule paused for budget excepted.
+                ("running", Some(MachineState::Running)) => {
+                    self.driver.pause(&id).await?;
+                    done.frozen += 1;
                 }
+                ("running", Some(MachineState::Paused)) => done.frozen += 1,
+                ("paused", Some(MachineState::Paused)) => {}
                 ("running", Some(MachineState::Stopped)) => {
                     self.driver.start(&id).await?;
                     done.repaired += 1;
@@ -87,9 +100,54 @@ impl Sprites {
 }
 
 impl Sprites {
+    /// Removes the sprite's checkpoints that a crash interrupted: the row is written
+    /// with size 0 before the driver starts and sized once the checkpoint is complete,
+    /// so a 0 is a checkpoint nobody was ever given. Its files go too (the driver has
+    /// already swept a copy still being built; a finished one the answer never
+    /// reached is deleted here), and the per-sprite limit counts only real ones.
+    async fn drop_half_made_checkpoints(&self, sprite: &SpriteRow) -> anyhow::Result<usize> {
+        let mut dropped = 0;
+        for checkpoint in db::sprites::checkpoints(&self.pool, sprite.id).await? {
+            if checkpoint.size_bytes > 0 {
+                continue;
+            }
+            let cid = CheckpointId::from_key(checkpoint.id as u64);
+            self.driver
+                .delete_checkpoint(&machine(sprite), &cid)
+                .await?;
+            db::sprites::delete_checkpoint(&self.pool, sprite.id, checkpoint.id).await?;
+            tracing::warn!(sprite = %sprite.name, checkpoint = checkpoint.id, "removed a checkpoint a crash left half-made");
+            dropped += 1;
+        }
+        Ok(dropped)
+    }
+}
+
+impl Sprites {
+    /// Lets run again the sprites reconciliation froze at start, once the meter's first
+    /// tick has billed the outage and paused for budget what no longer fits: every
+    /// sprite still recorded `running` is resumed (resuming a running machine is a
+    /// no-op).
+    #[tracing::instrument(skip_all)]
+    pub async fn thaw_after_start(&self) -> anyhow::Result<usize> {
+        let mut thawed = 0;
+        for sprite in db::sprites::all_live(&self.pool).await? {
+            if sprite.state != "running" {
+                continue;
+            }
+            match self.driver.resume(&machine(&sprite)).await {
+                Ok(()) => thawed += 1,
+                Err(error) => {
+                    tracing::warn!(sprite = %sprite.name, %error, "could not thaw after start")
+                }
+            }
+        }
+        Ok(thawed)
+    }
+
     /// Freezes every running sprite's machine while Corral is down, so nothing runs
-    /// unmetered; their recorded state stays `running` and the next start's
-    /// reconciliation thaws them.
+    /// unmetered; their recorded state stays `running` and the meter's first tick after
+    /// the next start thaws them.
     #[tracing::instrument(skip_all)]
     pub async fn freeze_for_shutdown(&self) -> anyhow::Result<usize> {
         let mut frozen = 0;

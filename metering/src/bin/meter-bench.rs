@@ -104,6 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             running: id % 4 != 3,
             cpus: 2,
             memory_mb: 1024,
+            reserve_bytes: 10240 << 20,
         });
     }
     tx.commit().await?;

@@ -252,16 +252,26 @@ pub async fn chain_budgets(
     Ok(out)
 }
 
+/// What a sprite the meter has not seen yet adds to the runway check of one scope.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Extra {
+    /// Its worst burn (and that of others admitted since the last tick), per second.
+    pub worst_burn_per_s: Nanos,
+    /// What keeping its whole disk to the period's end reserves (a new sprite's).
+    pub reserve: Nanos,
+}
+
 /// The runway check: every scope of the chain must be able to run what runs now plus
-/// `extra(scope)` more worst-case burn per second for `runway_s`. Answers the scopes
-/// checked (those with a cap) when all could, else the refusal of the first that could
-/// not. Pass the token whose chain the sprite's spend counts against (its creator).
+/// `extra(scope)` for `runway_s`, with `extra(scope).reserve` set aside. Answers the
+/// scopes checked (those with a cap) when all could, else the refusal of the first
+/// that could not. Pass the token whose chain the sprite's spend counts against (its
+/// creator).
 #[tracing::instrument(skip_all, fields(tenant = tenant_id))]
 pub async fn check_runway(
     conn: &mut SqliteConnection,
     tenant_id: &str,
     token_id: Option<&str>,
-    extra: &(dyn Fn(&Scope) -> Nanos + Sync),
+    extra: &(dyn Fn(&Scope) -> Extra + Sync),
     runway_s: u64,
     ctx: &BudgetContext,
 ) -> Result<Result<Vec<Scope>, Refusal>, sqlx::Error> {
@@ -271,9 +281,16 @@ pub async fn check_runway(
             continue;
         };
         let extra = extra(&b.scope);
-        if !rule::runway_ok(available, b.worst_burn_nanos_per_s, extra, runway_s) {
-            let needed = (b.worst_burn_nanos_per_s + extra)
-                .saturating_mul(i64::try_from(runway_s).unwrap_or(i64::MAX));
+        let left = available - extra.reserve;
+        if !rule::runway_ok(
+            left,
+            b.worst_burn_nanos_per_s,
+            extra.worst_burn_per_s,
+            runway_s,
+        ) {
+            let needed = (b.worst_burn_nanos_per_s + extra.worst_burn_per_s)
+                .saturating_mul(i64::try_from(runway_s).unwrap_or(i64::MAX))
+                + extra.reserve;
             return Ok(Err(Refusal {
                 code: b.scope.exhausted_code(),
                 scope: b.scope,

@@ -8,7 +8,7 @@ mod usage;
 
 pub use budget::{
     chain_budgets, check_runway, scope_spent, spent_by_scope, tenant_budget, token_budget, Budget,
-    BudgetContext, Refusal,
+    BudgetContext, Extra, Refusal,
 };
 pub use ledger::{
     baselines, claim_tick, known_sprites, last_tick, live_scopes, minute_rows, parse_thresholds,

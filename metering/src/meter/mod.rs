@@ -18,6 +18,7 @@ use crate::scope::{sprite_scopes, token_chain, Scope};
 use crate::tick::{self, TickConfig};
 use crate::Error;
 
+mod outage;
 mod pausing;
 mod scopes;
 use scopes::ScopeMemory;
@@ -33,8 +34,9 @@ pub struct MeterConfig {
     pub prices: Prices,
     /// The cap of tenants whose `cap_nanos` is NULL (`None`: no cap).
     pub default_tenant_cap: Option<Nanos>,
-    /// Disk growth per second a running sprite may reach in the worst case; its storage
-    /// to the period's end is reserved a window ahead. 0 counts growth only once seen.
+    /// Extra growth per second a running sprite may reach beyond its disk (which is
+    /// always reserved whole, see [`crate::FleetSprite::reserve_bytes`]); its storage to
+    /// the period's end is reserved a window ahead. 0 by default.
     pub disk_growth_bytes_per_s: u64,
 }
 
@@ -71,6 +73,7 @@ impl MeterConfig {
             tick_ms: self.tick.as_millis() as i64,
             window_ms: self.window_ms(),
             disk_growth_bytes_per_s: self.disk_growth_bytes_per_s,
+            catch_up: false,
         }
     }
 }
@@ -194,6 +197,7 @@ impl Meter {
                 .fetch_add(pause.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         report.paused = pause;
+        self.fleet.metered().await;
         Ok(report)
     }
 
@@ -235,7 +239,7 @@ impl Meter {
                 self.pausing.entry(sprite.sprite_id).or_insert(latency);
             }
         }
-        let (real, cut) = pausing::limit(
+        let (mut real, mut cut) = pausing::limit(
             &fleet,
             &mut samples,
             &self.pausing,
@@ -243,7 +247,6 @@ impl Meter {
             now_ms,
             cfg.window_ms,
         );
-        let (fleet, samples) = (fleet.as_slice(), samples.as_slice());
         let rows = db::minute_rows(&mut tx, minute).await?;
         let tenant_ids: Vec<&str> = unique(fleet.iter().map(|s| s.tenant_id.as_str()));
         let tenants = db::tenants(&mut tx, &tenant_ids).await?;
@@ -251,31 +254,54 @@ impl Meter {
             unique(fleet.iter().filter_map(|s| s.created_by_token.as_deref()));
         let tokens = db::token_tree(&mut tx, &creators).await?;
 
-        // Each (tenant, creator) pair's scopes, and the tenant each token belongs to.
+        // Each sprite's scopes (tenant, then token chain), and each token's tenant.
         let mut chains: HashMap<(&str, Option<&str>), Vec<Scope>> = HashMap::new();
         let mut token_tenant: HashMap<Scope, &str> = HashMap::new();
+        let mut of_sprite: HashMap<i64, Vec<Scope>> = HashMap::new();
+        for s in &fleet {
+            let key = (s.tenant_id.as_str(), s.created_by_token.as_deref());
+            let scopes = chains.entry(key).or_insert_with(|| {
+                let chain = key.1.map(|t| token_chain(&tokens, t)).unwrap_or_default();
+                let scopes = sprite_scopes(key.0, &chain);
+                for scope in &scopes[1..] {
+                    token_tenant.insert(scope.clone(), key.0);
+                }
+                scopes
+            });
+            of_sprite.insert(s.sprite_id, scopes.clone());
+        }
+        let scopes_of = |s: &FleetSprite| of_sprite.get(&s.sprite_id).cloned().unwrap_or_default();
+        let default_cap = self.config.default_tenant_cap;
+        let cap_of = |scope: &Scope| match scope {
+            Scope::Tenant(id) => tenants.get(id).and_then(|x| x.cap).or(default_cap),
+            Scope::Token(id) => tokens.get(id).and_then(|n| n.budget),
+        };
+        // The first tick after a start bills what ran while no meter did, within caps.
+        let cfg = TickConfig {
+            catch_up: self.last_tick_ms.is_none(),
+            ..cfg
+        };
+        if cfg.catch_up {
+            let trial = tick::plan(
+                &cfg, now_ms, period, &fleet, &samples, &baselines, &rows, scopes_of,
+            );
+            let keys: Vec<String> = trial.scopes.keys().map(Scope::key).collect();
+            let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+            let before = db::read_scope_spend(&mut tx, period.start_ms, &refs).await?;
+            let scopes = outage::Scopes {
+                cfg: &cfg,
+                now_ms,
+                period,
+                trial: &trial,
+                of_sprite: &of_sprite,
+                before: &before,
+                cap: cap_of,
+            };
+            cut += outage::fit(&scopes, &fleet, &mut samples, &baselines, &mut real);
+        }
+        let (fleet, samples) = (fleet.as_slice(), samples.as_slice());
         let mut plan = tick::plan(
-            &cfg,
-            now_ms,
-            period,
-            fleet,
-            samples,
-            &baselines,
-            &rows,
-            |s| {
-                let key = (s.tenant_id.as_str(), s.created_by_token.as_deref());
-                chains
-                    .entry(key)
-                    .or_insert_with(|| {
-                        let chain = key.1.map(|t| token_chain(&tokens, t)).unwrap_or_default();
-                        let scopes = sprite_scopes(key.0, &chain);
-                        for scope in &scopes[1..] {
-                            token_tenant.insert(scope.clone(), key.0);
-                        }
-                        scopes
-                    })
-                    .clone()
-            },
+            &cfg, now_ms, period, fleet, samples, &baselines, &rows, scopes_of,
         );
         let by_id: HashMap<i64, &FleetSprite> = fleet.iter().map(|s| (s.sprite_id, s)).collect();
         let row_writes: Vec<RowWrite<'_>> = plan

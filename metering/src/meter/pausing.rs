@@ -116,6 +116,7 @@ mod tests {
             running,
             cpus: 2,
             memory_mb: 1024,
+            reserve_bytes: 0,
         }
     }
 

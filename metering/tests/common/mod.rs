@@ -83,6 +83,7 @@ pub async fn sprite(pool: &SqlitePool, id: i64, tenant: &str, token: Option<&str
         running: true,
         cpus: 2,
         memory_mb: 1024,
+        reserve_bytes: 0,
     }
 }
 

@@ -4,7 +4,9 @@
 //! reservation, survives a kill -9 of the server with a consistent ledger; threshold
 //! alerts are queued once and delivered to a real SMTP peer on loopback.
 mod crash;
+mod disk;
 mod mail_order;
+mod outage;
 mod refusals;
 pub mod smtp;
 mod tenant;

@@ -10,8 +10,9 @@ async fn token_budgets_pause_what_the_token_and_its_children_created() {
     let app = spawn(&[]).await;
     let (_, session) = app.signup("tokens@example.com").await;
 
-    // A token's own budget.
-    let budget_nanos = 2 * CPU_PRICE;
+    // A token's own budget: room for the sprite's whole disk reserved to the month's
+    // end (about $0.84 at these prices) and a couple of seconds of spinning.
+    let budget_nanos = 3 * CPU_PRICE;
     let ci = app
         .mint(
             &session,

@@ -38,6 +38,31 @@ pub fn missing() -> Vec<&'static str> {
         .collect()
 }
 
+/// Every v1 hierarchy runsc makes the machine's cgroup in (`linux.cgroupsPath` goes
+/// to all of them, not only the ones the driver reads).
+fn hierarchies() -> Vec<PathBuf> {
+    std::fs::read_dir(CGROUP_ROOT)
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Removes the machine's cgroup directories once its processes are gone, so a deleted
+/// or crashed machine leaves no empty `/sys/fs/cgroup/*/corral/<id>` behind. A cgroup
+/// still holding a process refuses (EBUSY) and is left alone; runsc makes them again
+/// when the machine starts.
+pub fn remove(id: &MachineId) {
+    for hierarchy in hierarchies() {
+        let dir = hierarchy.join("corral").join(id.as_str());
+        match std::fs::remove_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::debug!(dir = %dir.display(), %error, "cgroup kept");
+            }
+        }
+    }
+}
+
 /// Files held open for sampling one machine. The disk entry is a directory on the
 /// machine's own filesystem, for `fstatvfs`; while that filesystem is not mounted the
 /// disk's use is what its sparse image file holds.

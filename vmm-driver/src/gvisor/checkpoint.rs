@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tracing::{error, instrument};
 
-use super::machine::Machine;
+use super::machine::{Machine, Paths};
 use super::sandbox::{launch, restore_checked, teardown, unmount, INIT_SERVES};
 use super::{disk, Gvisor};
 use crate::{CheckpointId, CheckpointInfo, DriverError, MachineState, Result};
@@ -164,6 +164,35 @@ impl Gvisor {
                 Err(DriverError::backend("removing the checkpoint", e))
             }
             _ => Ok(()),
+        }
+    }
+}
+
+/// Removes what a crash mid-checkpoint or mid-restore left in a machine's directory:
+/// a checkpoint still being built (`checkpoints/<id>.tmp`, never listed or restorable)
+/// and a disk copy being put back (`disk.img.restore`; the rename that would have used
+/// it never happened, so `disk.img` is still the machine's disk). Called when a
+/// starting driver finds the machine, before anything can be in flight.
+pub(super) fn sweep_half_made(paths: &Paths) {
+    let restore = paths.image().with_extension("img.restore");
+    let mut left: Vec<std::path::PathBuf> = vec![restore];
+    if let Ok(entries) = std::fs::read_dir(paths.checkpoints()) {
+        left.extend(
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|ext| ext == "tmp")),
+        );
+    }
+    for path in left.into_iter().filter(|p| p.exists()) {
+        tracing::warn!(path = %path.display(), "removing what a crash left half-made");
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if let Err(error) = removed {
+            tracing::error!(path = %path.display(), %error, "could not remove a half-made copy");
         }
     }
 }

@@ -50,6 +50,7 @@ impl Gvisor {
             let Ok(meta) = Machine::load_meta(&paths) else {
                 continue;
             };
+            super::checkpoint::sweep_half_made(&paths);
             let state = sandboxes
                 .iter()
                 .find(|(raw, _)| raw == id.as_str())

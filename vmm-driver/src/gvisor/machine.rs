@@ -117,8 +117,12 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// A machine in `state`.
+    /// A machine in `state`. A stopped machine has no sandbox, so cgroup directories of
+    /// its id are leftovers (a crash between killing a sandbox and removing them): they go.
     pub fn new(id: MachineId, paths: Paths, meta: Meta, state: MachineState) -> Self {
+        if state == MachineState::Stopped {
+            super::cgroup::remove(&id);
+        }
         let usage = UsageFiles::open(
             &id,
             &paths.disk(),

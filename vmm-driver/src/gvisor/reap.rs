@@ -79,8 +79,9 @@ pub fn kill_all(id: &crate::MachineId, limit: Duration) {
             unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         }
         sweep();
-        if (!pids.iter().any(|&p| alive(p)) && !control_socket_open(id)) || start.elapsed() > limit
-        {
+        let gone = !pids.iter().any(|&p| alive(p)) && !control_socket_open(id);
+        if gone || start.elapsed() > limit {
+            super::cgroup::remove(id);
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
