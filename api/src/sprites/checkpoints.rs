@@ -19,6 +19,7 @@ impl Sprites {
         sprite: &SpriteRow,
         comment: &str,
     ) -> Result<CheckpointRow, ApiError> {
+        self.until_started().await;
         if comment.chars().count() > 500 {
             return Err(ApiError::Validation(
                 "comment must be at most 500 characters".into(),
@@ -82,6 +83,7 @@ impl Sprites {
     /// Puts the sprite back exactly as it was at the checkpoint; it is left running.
     #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name))]
     pub async fn restore(&self, sprite: &SpriteRow, id: i64) -> Result<SpriteRow, ApiError> {
+        self.until_started().await;
         let checkpoint = self.find_checkpoint(sprite, id).await?;
         let _busy = self.busy(sprite.id);
         let lock = self.lock_of(sprite.id);

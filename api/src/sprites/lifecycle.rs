@@ -253,6 +253,11 @@ impl Sprites {
     /// Pauses a running sprite for `reason` (user, idle, budget, limit, billing).
     #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name, reason))]
     pub async fn pause(&self, sprite: &SpriteRow, reason: &str) -> Result<SpriteRow, ApiError> {
+        // The meter's first tick pauses for budget before it thaws: it must not wait
+        // for itself.
+        if reason != "budget" {
+            self.until_started().await;
+        }
         let lock = self.lock_of(sprite.id);
         let _held = lock.lock().await;
         let current = self.reload(sprite).await?;
@@ -284,6 +289,7 @@ impl Sprites {
     /// Resumes a paused sprite, within limits and budget.
     #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name))]
     pub async fn resume(&self, sprite: &SpriteRow, activity: &str) -> Result<SpriteRow, ApiError> {
+        self.until_started().await;
         let lock = self.lock_of(sprite.id);
         let _held = lock.lock().await;
         let current = self.reload(sprite).await?;
@@ -314,6 +320,7 @@ impl Sprites {
     /// Makes sure a sprite can take work: an idle-paused sprite wakes transparently;
     /// any other pause is explained.
     pub async fn wake(&self, sprite: &SpriteRow, activity: &str) -> Result<SpriteRow, ApiError> {
+        self.until_started().await;
         match (sprite.state.as_str(), sprite.pause_reason.as_deref()) {
             ("running", _) => Ok(sprite.clone()),
             ("paused", Some("idle")) => self.resume(sprite, activity).await,
@@ -339,6 +346,7 @@ impl Sprites {
     /// Deletes a sprite: sandbox, disk and checkpoints.
     #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name))]
     pub async fn delete(&self, sprite: &SpriteRow) -> Result<(), ApiError> {
+        self.until_started().await;
         let lock = self.lock_of(sprite.id);
         let _held = lock.lock().await;
         let current = self.reload(sprite).await?;

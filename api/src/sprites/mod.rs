@@ -40,7 +40,13 @@ pub struct Sprites {
     /// Disk bytes seen by the latest metering sample of each sprite, so listing many
     /// sprites costs no system call per sprite.
     disk_seen: Mutex<HashMap<i64, u64>>,
+    /// False from a start that froze running sprites until the meter's first tick has
+    /// billed the outage and thawed them; calls on sprites wait for it.
+    started: tokio::sync::watch::Sender<bool>,
 }
+
+/// Longest a call waits for the sprites frozen at start to be thawed.
+const START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Whether the budget allows a sprite to (keep) running; implemented by metering.
 #[async_trait::async_trait]
@@ -91,6 +97,22 @@ impl Sprites {
             busy: Mutex::default(),
             gate,
             disk_seen: Mutex::default(),
+            started: tokio::sync::watch::Sender::new(true),
+        }
+    }
+
+    /// Waits (at most [`START_WAIT`]) until the sprites frozen at start run again: a
+    /// call right after a restart finds its sprite as it left it, not frozen.
+    pub(crate) async fn until_started(&self) {
+        let mut started = self.started.subscribe();
+        if *started.borrow() {
+            return;
+        }
+        if tokio::time::timeout(START_WAIT, started.wait_for(|s| *s))
+            .await
+            .is_err()
+        {
+            tracing::warn!("sprites frozen at start are still not thawed; going on");
         }
     }
 

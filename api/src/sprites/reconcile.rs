@@ -47,10 +47,37 @@ impl Sprites {
             done.orphans_removed += 1;
         }
         for sprite in sprites {
-            let id = machine(&sprite);
-            let found = machines.get(&id).copied();
+            let found = machines.get(&machine(&sprite)).copied();
+            // One sprite that cannot be brought back must not keep the server from
+            // starting: it is left `stopped` (resume starts it), with the reason logged.
+            if let Err(error) = self.reconcile_one(&sprite, found, &mut done).await {
+                tracing::error!(sprite = %sprite.name, tenant = %sprite.tenant_id, error = ?error,
+                    "could not reconcile the sprite; marked stopped");
+                if !matches!(sprite.state.as_str(), "creating" | "deleting") {
+                    db::sprites::set_state(&self.pool, sprite.id, "stopped", None).await?;
+                }
+            }
+        }
+        if done.frozen > 0 {
+            // Calls on sprites wait for the thaw (`until_started`) instead of finding
+            // their machines frozen.
+            self.started.send_replace(false);
+        }
+        tracing::info!(?done, "reconciled sprites with the driver");
+        Ok(done)
+    }
+
+    /// Brings one sprite's machine to its recorded state.
+    async fn reconcile_one(
+        &self,
+        sprite: &SpriteRow,
+        found: Option<MachineState>,
+        done: &mut Reconciled,
+    ) -> anyhow::Result<()> {
+        let id = machine(sprite);
+        {
             if found.is_some() && !matches!(sprite.state.as_str(), "creating" | "deleting") {
-                done.half_made_checkpoints += self.drop_half_made_checkpoints(&sprite).await?;
+                done.half_made_checkpoints += self.drop_half_made_checkpoints(sprite).await?;
             }
             match (sprite.state.as_str(), found) {
                 ("creating", _) | ("deleting", _) => {
@@ -72,7 +99,16 @@ impl Sprites {
                 // rule: running sprites are frozen here and thawed by the meter
                 // (`thaw_after_start`), those the rule paused for budget excepted.
                 ("running", Some(MachineState::Running)) => {
-                    self.driver.pause(&id).await?;
+                    if let Err(error) = self.driver.pause(&id).await {
+                        // The sandbox stopped under the driver (a `runsc checkpoint` of
+                        // the crashed server finishing late): start it again on its disk.
+                        tracing::warn!(sprite = %sprite.name, %error,
+                            "the sandbox would not freeze; restarting it on its disk");
+                        let _ = self.driver.stop(&id).await;
+                        self.driver.start(&id).await?;
+                        self.driver.pause(&id).await?;
+                        done.repaired += 1;
+                    }
                     done.frozen += 1;
                 }
                 ("running", Some(MachineState::Paused)) => done.frozen += 1,
@@ -94,8 +130,7 @@ impl Sprites {
                 }
             }
         }
-        tracing::info!(?done, "reconciled sprites with the driver");
-        Ok(done)
+        Ok(())
     }
 }
 
@@ -132,16 +167,25 @@ impl Sprites {
     pub async fn thaw_after_start(&self) -> anyhow::Result<usize> {
         let mut thawed = 0;
         for sprite in db::sprites::all_live(&self.pool).await? {
-            if sprite.state != "running" {
+            // Under the sprite's lock, on its state now: a pause that came first stays.
+            let lock = self.lock_of(sprite.id);
+            let _held = lock.lock().await;
+            let Some(current) =
+                db::sprites::by_id(&self.pool, &sprite.tenant_id, sprite.id).await?
+            else {
+                continue;
+            };
+            if current.state != "running" {
                 continue;
             }
-            match self.driver.resume(&machine(&sprite)).await {
+            match self.driver.resume(&machine(&current)).await {
                 Ok(()) => thawed += 1,
                 Err(error) => {
-                    tracing::warn!(sprite = %sprite.name, %error, "could not thaw after start")
+                    tracing::warn!(sprite = %current.name, %error, "could not thaw after start")
                 }
             }
         }
+        self.started.send_replace(true);
         Ok(thawed)
     }
 
