@@ -344,8 +344,25 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
         me.status()
     );
 
-    // Log out, fail to log in, then log in.
+    // Log out: the session ends on the server too. Then fail to log in, then log in.
     page.click("#logout").await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let me = reqwest::Client::new()
+            .get(format!("{url}/v1/me"))
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        if me.status() == 401 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the logged-out session still works: {}",
+            me.status()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     page.fill("#login-email", EMAIL).await?;
     page.fill("#login-password", "wrong horse battery").await?;
     page.click("#login-form button[type=submit]").await?;
