@@ -220,3 +220,27 @@ pub fn driver_error(error: DriverError) -> ApiError {
         other => ApiError::Internal(anyhow::Error::new(other)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::to_completion;
+
+    #[tokio::test]
+    async fn work_goes_on_when_its_caller_stops_waiting() {
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        let caller = to_completion(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        // The caller gives up (a client hung up, a request timed out) mid-way.
+        let gave_up = tokio::time::timeout(Duration::from_millis(10), caller).await;
+        assert!(gave_up.is_err());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(done.load(Ordering::SeqCst), "the work was dropped with its caller");
+    }
+}
