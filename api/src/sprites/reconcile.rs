@@ -9,6 +9,7 @@ use vmm_driver::{CheckpointId, MachineState};
 
 use super::{machine, Sprites};
 use crate::db::{self, sprites::SpriteRow};
+use crate::names::SpriteState;
 
 /// What reconciliation did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -49,11 +50,13 @@ impl Sprites {
         for sprite in sprites {
             let id = machine(&sprite);
             let found = machines.get(&id).copied();
-            if found.is_some() && !matches!(sprite.state.as_str(), "creating" | "deleting") {
+            if found.is_some()
+                && !matches!(sprite.state, SpriteState::Creating | SpriteState::Deleting)
+            {
                 done.half_made_checkpoints += self.drop_half_made_checkpoints(&sprite).await?;
             }
-            match (sprite.state.as_str(), found) {
-                ("creating", _) | ("deleting", _) => {
+            match (sprite.state, found) {
+                (SpriteState::Creating, _) | (SpriteState::Deleting, _) => {
                     // Interrupted mid-way: finish by removing what exists.
                     self.driver.destroy(&id).await?;
                     db::sprites::mark_deleted(&self.pool, sprite.id, db::now_s()).await?;
@@ -61,9 +64,10 @@ impl Sprites {
                     done.finished += 1;
                 }
                 (_, None) => {
-                    if sprite.state != "lost" {
+                    if sprite.state != SpriteState::Lost {
                         tracing::error!(sprite = %sprite.name, tenant = %sprite.tenant_id, "the sprite's sandbox has vanished; marked lost");
-                        db::sprites::set_state(&self.pool, sprite.id, "lost", None).await?;
+                        db::sprites::set_state(&self.pool, sprite.id, SpriteState::Lost, None)
+                            .await?;
                         done.lost += 1;
                     }
                 }
@@ -71,26 +75,26 @@ impl Sprites {
                 // Corral was down (the cgroup counters survive a crash) and applied the
                 // rule: running sprites are frozen here and thawed by the meter
                 // (`thaw_after_start`), those the rule paused for budget excepted.
-                ("running", Some(MachineState::Running)) => {
+                (SpriteState::Running, Some(MachineState::Running)) => {
                     self.driver.pause(&id).await?;
                     done.frozen += 1;
                 }
-                ("running", Some(MachineState::Paused)) => done.frozen += 1,
-                ("paused", Some(MachineState::Paused)) => {}
-                ("running", Some(MachineState::Stopped)) => {
+                (SpriteState::Running, Some(MachineState::Paused)) => done.frozen += 1,
+                (SpriteState::Paused, Some(MachineState::Paused)) => {}
+                (SpriteState::Running, Some(MachineState::Stopped)) => {
                     self.driver.start(&id).await?;
                     done.repaired += 1;
                 }
-                ("paused", Some(MachineState::Running)) => {
+                (SpriteState::Paused, Some(MachineState::Running)) => {
                     self.driver.pause(&id).await?;
                     done.repaired += 1;
                 }
                 // A paused sprite whose sandbox stopped (a host restart) starts on resume.
-                ("paused", Some(MachineState::Stopped))
-                | ("lost", Some(_))
-                | ("stopped", Some(_)) => {}
+                (SpriteState::Paused, Some(MachineState::Stopped))
+                | (SpriteState::Lost, Some(_))
+                | (SpriteState::Stopped, Some(_)) => {}
                 (state, Some(found)) => {
-                    tracing::warn!(sprite = %sprite.name, state, ?found, "unexpected state left as it is");
+                    tracing::warn!(sprite = %sprite.name, %state, ?found, "unexpected state left as it is");
                 }
             }
         }
@@ -132,7 +136,7 @@ impl Sprites {
     pub async fn thaw_after_start(&self) -> anyhow::Result<usize> {
         let mut thawed = 0;
         for sprite in db::sprites::all_live(&self.pool).await? {
-            if sprite.state != "running" {
+            if sprite.state != SpriteState::Running {
                 continue;
             }
             match self.driver.resume(&machine(&sprite)).await {
@@ -152,7 +156,7 @@ impl Sprites {
     pub async fn freeze_for_shutdown(&self) -> anyhow::Result<usize> {
         let mut frozen = 0;
         for sprite in db::sprites::all_live(&self.pool).await? {
-            if sprite.state != "running" {
+            if sprite.state != SpriteState::Running {
                 continue;
             }
             match self.driver.pause(&machine(&sprite)).await {

@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Secret;
 
-/// What a token may do.
+/// What a token may do (its wire name is a "scope"; `Permission` keeps it apart from
+/// metering's budget `Scope`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Scope {
+pub enum Permission {
     /// List and read sprites.
     SpritesRead,
     /// Create, pause, resume and delete sprites.
@@ -32,30 +33,30 @@ pub enum Scope {
     Budget,
 }
 
-impl Scope {
+impl Permission {
     /// Every scope, as a session token holds them.
-    pub const ALL: [Scope; 8] = [
-        Scope::SpritesRead,
-        Scope::SpritesWrite,
-        Scope::Exec,
-        Scope::Files,
-        Scope::Checkpoints,
-        Scope::TokensCreate,
-        Scope::Billing,
-        Scope::Budget,
+    pub const ALL: [Permission; 8] = [
+        Permission::SpritesRead,
+        Permission::SpritesWrite,
+        Permission::Exec,
+        Permission::Files,
+        Permission::Checkpoints,
+        Permission::TokensCreate,
+        Permission::Billing,
+        Permission::Budget,
     ];
 
     /// The scope's wire name.
     pub fn as_str(self) -> &'static str {
         match self {
-            Scope::SpritesRead => "sprites:read",
-            Scope::SpritesWrite => "sprites:write",
-            Scope::Exec => "exec",
-            Scope::Files => "files",
-            Scope::Checkpoints => "checkpoints",
-            Scope::TokensCreate => "tokens:create",
-            Scope::Billing => "billing",
-            Scope::Budget => "budget",
+            Permission::SpritesRead => "sprites:read",
+            Permission::SpritesWrite => "sprites:write",
+            Permission::Exec => "exec",
+            Permission::Files => "files",
+            Permission::Checkpoints => "checkpoints",
+            Permission::TokensCreate => "tokens:create",
+            Permission::Billing => "billing",
+            Permission::Budget => "budget",
         }
     }
 
@@ -67,26 +68,31 @@ impl Scope {
 
 /// A set of scopes, stored as space-separated names.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scopes(pub BTreeSet<Scope>);
+pub struct Permissions(pub BTreeSet<Permission>);
 
-impl Scopes {
+impl Permissions {
     /// Every scope.
     pub fn all() -> Self {
-        Self(Scope::ALL.into_iter().collect())
+        Self(Permission::ALL.into_iter().collect())
     }
 
     /// Parses wire names, naming the first unknown one.
     pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
         names
             .into_iter()
-            .map(|n| Scope::parse(n).ok_or_else(|| format!("unknown scope {n:?}")))
+            .map(|n| Permission::parse(n).ok_or_else(|| format!("unknown scope {n:?}")))
             .collect::<Result<_, _>>()
             .map(Self)
     }
 
     /// Reads the stored form.
     pub fn from_stored(stored: &str) -> Self {
-        Self(stored.split_whitespace().filter_map(Scope::parse).collect())
+        Self(
+            stored
+                .split_whitespace()
+                .filter_map(Permission::parse)
+                .collect(),
+        )
     }
 
     /// The stored form.
@@ -100,12 +106,12 @@ impl Scopes {
     }
 
     /// Whether the set holds `scope`.
-    pub fn has(&self, scope: Scope) -> bool {
+    pub fn has(&self, scope: Permission) -> bool {
         self.0.contains(&scope)
     }
 
     /// Whether every scope here is also in `other`.
-    pub fn is_subset(&self, other: &Scopes) -> bool {
+    pub fn is_subset(&self, other: &Permissions) -> bool {
         self.0.is_subset(&other.0)
     }
 }
@@ -220,11 +226,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scopes_round_trip_and_reject_unknown_names() {
-        let scopes = Scopes::parse(["exec", "sprites:read"]).unwrap();
-        assert_eq!(Scopes::from_stored(&scopes.to_stored()), scopes);
-        assert!(scopes.is_subset(&Scopes::all()));
-        assert!(Scopes::parse(["root"]).unwrap_err().contains("root"));
+    fn permissions_round_trip_and_reject_unknown_names() {
+        let scopes = Permissions::parse(["exec", "sprites:read"]).unwrap();
+        assert_eq!(Permissions::from_stored(&scopes.to_stored()), scopes);
+        assert!(scopes.is_subset(&Permissions::all()));
+        assert!(Permissions::parse(["root"]).unwrap_err().contains("root"));
     }
 
     #[test]
