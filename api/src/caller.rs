@@ -1,11 +1,12 @@
 //! Who is calling, as the services see it: the tenant, the token, its permissions and
-//! the sprites it is limited to. The HTTP extractor builds one from a bearer token;
+//! the sprites it is limited to; and the permissions themselves. The HTTP extractor builds one from a bearer token;
 //! code that is not a handler (schedules, a front door) builds one from a token row.
+
+use std::collections::BTreeSet;
 
 use crate::db::tokens::TokenRow;
 use crate::error::ApiError;
 use crate::names::TenantId;
-use crate::tokens::auth::{Permission, Permissions};
 
 /// An authenticated caller: a valid, unexpired, unrevoked token of one tenant.
 #[derive(Clone, Debug)]
@@ -60,5 +61,123 @@ impl Caller {
         self.sprites
             .as_ref()
             .is_none_or(|names| names.iter().any(|n| n == name))
+    }
+}
+
+/// What a token may do (its wire name is a "scope"; `Permission` keeps it apart from
+/// metering's budget `Scope`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Permission {
+    /// List and read sprites.
+    SpritesRead,
+    /// Create, pause, resume and delete sprites.
+    SpritesWrite,
+    /// Run commands in sprites.
+    Exec,
+    /// Read and write files in sprites.
+    Files,
+    /// Create, restore and delete checkpoints.
+    Checkpoints,
+    /// Mint child tokens.
+    TokensCreate,
+    /// Payment and invoices.
+    Billing,
+    /// Read and change the budget and limits.
+    Budget,
+}
+
+impl Permission {
+    /// Every scope, as a session token holds them.
+    pub const ALL: [Permission; 8] = [
+        Permission::SpritesRead,
+        Permission::SpritesWrite,
+        Permission::Exec,
+        Permission::Files,
+        Permission::Checkpoints,
+        Permission::TokensCreate,
+        Permission::Billing,
+        Permission::Budget,
+    ];
+
+    /// The scope's wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::SpritesRead => "sprites:read",
+            Permission::SpritesWrite => "sprites:write",
+            Permission::Exec => "exec",
+            Permission::Files => "files",
+            Permission::Checkpoints => "checkpoints",
+            Permission::TokensCreate => "tokens:create",
+            Permission::Billing => "billing",
+            Permission::Budget => "budget",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// A set of scopes, stored as space-separated names.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Permissions(pub BTreeSet<Permission>);
+
+impl Permissions {
+    /// Every scope.
+    pub fn all() -> Self {
+        Self(Permission::ALL.into_iter().collect())
+    }
+
+    /// Parses wire names, naming the first unknown one.
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        names
+            .into_iter()
+            .map(|n| Permission::parse(n).ok_or_else(|| format!("unknown scope {n:?}")))
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    /// Reads the stored form.
+    pub fn from_stored(stored: &str) -> Self {
+        Self(
+            stored
+                .split_whitespace()
+                .filter_map(Permission::parse)
+                .collect(),
+        )
+    }
+
+    /// The stored form.
+    pub fn to_stored(&self) -> String {
+        self.names().join(" ")
+    }
+
+    /// Wire names in a stable order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.0.iter().map(|s| s.as_str()).collect()
+    }
+
+    /// Whether the set holds `scope`.
+    pub fn has(&self, scope: Permission) -> bool {
+        self.0.contains(&scope)
+    }
+
+    /// Whether every scope here is also in `other`.
+    pub fn is_subset(&self, other: &Permissions) -> bool {
+        self.0.is_subset(&other.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_round_trip_and_reject_unknown_names() {
+        let scopes = Permissions::parse(["exec", "sprites:read"]).unwrap();
+        assert_eq!(Permissions::from_stored(&scopes.to_stored()), scopes);
+        assert!(scopes.is_subset(&Permissions::all()));
+        assert!(Permissions::parse(["root"]).unwrap_err().contains("root"));
     }
 }

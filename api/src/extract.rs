@@ -13,9 +13,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::caller::Caller;
+use crate::caller::Permission;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::tokens::auth::Permission;
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;

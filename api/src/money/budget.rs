@@ -8,12 +8,12 @@ use utoipa::ToSchema;
 use corral_metering::{db as mdb, period::rfc3339, Budget, Scope};
 
 use crate::caller::Caller;
+use crate::caller::Permission;
 use crate::config::Config;
 use crate::domain::Email;
 use crate::error::{ApiError, ApiResult};
 use crate::names::{PauseReason, SpriteState};
 use crate::sprites::Sprites;
-use crate::tokens::auth::Permission;
 
 /// One scope's budget this period.
 #[derive(Serialize, ToSchema)]

@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::caller::Permissions;
 use crate::db::tokens::TokenRow;
 use crate::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, Scoped, TokensCreate};
 use crate::state::AppState;
-use crate::tokens::auth::Permissions;
 use crate::tokens::mint::MintRequest;
 
 /// The routes of this module.

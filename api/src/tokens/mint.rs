@@ -3,8 +3,8 @@
 
 use sqlx::SqliteConnection;
 
-use super::auth::{fingerprint, Claims, Keys, Permissions};
-use crate::caller::Caller;
+use super::auth::{fingerprint, Claims, Keys};
+use crate::caller::{Caller, Permissions};
 use crate::db::{self, tokens::TokenRow};
 use crate::error::ApiError;
 use crate::names::TenantId;

@@ -10,10 +10,10 @@ use sqlx::{SqliteConnection, SqlitePool};
 use corral_metering::period::Period;
 use corral_metering::{now_ms, Scope};
 
-use self::auth::{fingerprint, Keys, Permissions};
+use self::auth::{fingerprint, Keys};
 use self::cache::TokenCache;
 use self::mint::{MintRequest, NewToken};
-use crate::caller::Caller;
+use crate::caller::{Caller, Permissions};
 use crate::config::Config;
 use crate::db::{self, tokens::TokenRow};
 use crate::error::{ApiError, ApiResult};
