@@ -174,6 +174,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_caller_from_a_token_row_keeps_its_permissions_and_sprites() {
+        let row = TokenRow {
+            id: "k".into(),
+            tenant_id: TenantId("t".into()),
+            parent_id: Some("p".into()),
+            kind: "api".into(),
+            name: "ci".into(),
+            scopes: "exec sprites:read".into(),
+            secret_sha256: String::new(),
+            created_at: 0,
+            expires_at: i64::MAX,
+            budget_nanos: None,
+            sprites: Some(r#"["dev"]"#.into()),
+            revoked_at: None,
+        };
+        let caller = Caller::from_token(row).unwrap();
+        assert_eq!(caller.tenant_id.as_str(), "t");
+        assert!(!caller.is_session());
+        assert!(caller.may_use_sprite("dev") && !caller.may_use_sprite("prod"));
+        assert!(caller.require(Permission::Exec).is_ok());
+        let refused = caller.require(Permission::SpritesWrite).unwrap_err();
+        assert!(refused.to_string().contains("sprites:write"), "{refused}");
+    }
+
+    #[test]
     fn permissions_round_trip_and_reject_unknown_names() {
         let scopes = Permissions::parse(["exec", "sprites:read"]).unwrap();
         assert_eq!(Permissions::from_stored(&scopes.to_stored()), scopes);
