@@ -1,5 +1,5 @@
-//! Extractors: who is calling (token, tenant, scopes), JSON bodies in the app's error
-//! format, and the client's address.
+//! Extractors: who is calling (a [`Caller`] from the bearer token), JSON bodies in the
+//! app's error format, and the client's address.
 
 use std::marker::PhantomData;
 use std::net::IpAddr;
@@ -12,51 +12,12 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::auth::{fingerprint, Scope, Scopes};
-use crate::db::{self, tokens::TokenRow};
+use crate::caller::Caller;
+use crate::caller::Permission;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// An authenticated caller: a valid, unexpired, unrevoked token of one tenant.
-#[derive(Clone, Debug)]
-pub struct Auth {
-    /// The tenant every query is limited to.
-    pub tenant_id: String,
-    /// The token's row.
-    pub token: TokenRow,
-    /// What the token may do.
-    pub scopes: Scopes,
-    /// Sprite names the token is limited to; `None` means all of the tenant's.
-    pub sprites: Option<Vec<String>>,
-}
-
-impl Auth {
-    /// Whether this is a session from signup or login.
-    pub fn is_session(&self) -> bool {
-        self.token.kind == "session"
-    }
-
-    /// Refuses when the token lacks `scope`.
-    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
-        if self.scopes.has(scope) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "this token lacks the {:?} scope",
-                scope.as_str()
-            )))
-        }
-    }
-
-    /// Whether the token may act on the sprite called `name`.
-    pub fn may_use_sprite(&self, name: &str) -> bool {
-        self.sprites
-            .as_ref()
-            .is_none_or(|names| names.iter().any(|n| n == name))
-    }
-}
-
-impl FromRequestParts<AppState> for Auth {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -71,84 +32,49 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| unauthorized("the Authorization header must be Bearer <token>"))?;
-        let claims = state
-            .keys
-            .verify(bearer)
-            .ok_or_else(|| unauthorized("the token is invalid or expired"))?;
-        let cached = state.token_cache.get(&claims.jti);
-        let token = match cached {
-            Some(row) => Some(row),
-            None => {
-                let generation = state.token_cache.generation();
-                let row = db::tokens::by_id(&state.pool, &claims.jti).await?;
-                if let Some(row) = &row {
-                    state.token_cache.put(generation, row.clone());
-                }
-                row
-            }
-        };
-        let token = token
-            .filter(|row| row.tenant_id == claims.sub && row.secret_sha256 == fingerprint(bearer))
-            .ok_or_else(|| unauthorized("the token is invalid or expired"))?;
-        if token.revoked_at.is_some() {
-            return Err(unauthorized("the token has been revoked"));
-        }
-        if token.expires_at <= db::now_s() {
-            return Err(unauthorized("the token is invalid or expired"));
-        }
-        state.limits.check_token(&token.id)?;
-        let sprites = token
-            .sprites
-            .as_deref()
-            .map(serde_json::from_str::<Vec<String>>)
-            .transpose()
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        Ok(Auth {
-            tenant_id: token.tenant_id.clone(),
-            scopes: Scopes::from_stored(&token.scopes),
-            sprites,
-            token,
-        })
+        let caller = state.tokens().authenticate(bearer).await?;
+        state.rate_limits.check_token(&caller.token.id)?;
+        Ok(caller)
     }
 }
 
-/// A scope a route requires, as a type so the handler cannot forget it.
+/// A permission a route requires, as a type so the handler cannot forget it.
 pub trait Required {
-    /// The scope.
-    const SCOPE: Scope;
+    /// The permission.
+    const PERMISSION: Permission;
 }
 
-macro_rules! scope_markers {
-    ($($name:ident => $scope:expr),* $(,)?) => {$(
+macro_rules! permission_markers {
+    ($($name:ident => $permission:expr),* $(,)?) => {$(
         #[doc = concat!("Requires the `", stringify!($name), "` scope.")]
         pub struct $name;
         impl Required for $name {
-            const SCOPE: Scope = $scope;
+            const PERMISSION: Permission = $permission;
         }
     )*};
 }
 
-scope_markers! {
-    SpritesRead => Scope::SpritesRead,
-    SpritesWrite => Scope::SpritesWrite,
-    Exec => Scope::Exec,
-    Files => Scope::Files,
-    Checkpoints => Scope::Checkpoints,
-    TokensCreate => Scope::TokensCreate,
-    Billing => Scope::Billing,
-    Budget => Scope::Budget,
+permission_markers! {
+    SpritesRead => Permission::SpritesRead,
+    SpritesWrite => Permission::SpritesWrite,
+    Exec => Permission::Exec,
+    Files => Permission::Files,
+    Checkpoints => Permission::Checkpoints,
+    TokensCreate => Permission::TokensCreate,
+    Billing => Permission::Billing,
+    Budget => Permission::Budget,
 }
 
-/// An authenticated caller holding the scope `S`.
-pub struct Scoped<S: Required>(pub Auth, pub PhantomData<S>);
+/// An authenticated caller holding the permission `S`.
+pub struct Scoped<S: Required>(pub Caller, pub PhantomData<S>);
 
 impl<S: Required> FromRequestParts<AppState> for Scoped<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let auth = Auth::from_request_parts(parts, state).await?;
-        auth.require(S::SCOPE)?;
-        Ok(Scoped(auth, PhantomData))
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(S::PERMISSION)?;
+        Ok(Scoped(caller, PhantomData))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Corral's HTTP API: the router, the server, configuration and the services behind it.
 
-pub mod auth;
+pub mod accounts;
+pub mod caller;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -10,13 +11,12 @@ pub mod listener;
 pub mod metrics;
 pub mod middleware;
 pub mod money;
+pub mod names;
 pub mod ratelimit;
 pub mod routes;
-pub mod spend;
 pub mod sprites;
 pub mod state;
 pub mod telemetry;
-pub mod token_cache;
 pub mod tokens;
 
 use std::future::Future;

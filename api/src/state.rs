@@ -8,15 +8,17 @@ use sqlx::SqlitePool;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::auth::Keys;
+use crate::accounts::Accounts;
 use crate::config::Config;
-use crate::db::sprites::SpriteRow;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::money::budget::Budgets;
 use crate::money::{self, Money};
 use crate::ratelimit::RateLimits;
-use crate::sprites::view::SpriteView;
 use crate::sprites::{BudgetGate, Sprites};
+use crate::tokens::auth::Keys;
+use crate::tokens::cache::TokenCache;
+use crate::tokens::Tokens;
 use vmm_driver::DriverConfig;
 
 /// Shared state, cheap to clone.
@@ -28,8 +30,8 @@ pub struct AppState {
     pub pool: SqlitePool,
     /// Token signing keys.
     pub keys: Keys,
-    /// Rate limiters.
-    pub limits: Arc<RateLimits>,
+    /// Rate limiters (per token, per client address); not the scaling limits.
+    pub rate_limits: Arc<RateLimits>,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// The sprites service; `None` when the backend cannot run here.
@@ -39,14 +41,14 @@ pub struct AppState {
     /// Metering and alert mail.
     pub money: Arc<Money>,
     /// Token rows recently read for authentication.
-    pub token_cache: Arc<crate::token_cache::TokenCache>,
+    pub token_cache: Arc<TokenCache>,
 }
 
 /// Opens the database and builds the services from configuration.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let pool = crate::db::open(&config.data_dir, config.db_pool_size).await?;
     let keys = Keys::load(config.jwt_secret.as_ref(), &config.data_dir)?;
-    let limits = RateLimits::new(
+    let rate_limits = RateLimits::new(
         config.token_rate_per_s,
         config.token_rate_burst,
         config.auth_rate_per_min,
@@ -63,8 +65,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     };
     let (sprites, driver_problem) = match vmm_driver::from_config(&driver_config).await {
         Ok(driver) => {
-            let gate: Arc<dyn BudgetGate> =
-                Arc::new(money::MeterGate::new(pool.clone(), config.clone()));
+            let gate: Arc<dyn BudgetGate> = Arc::new(money::MeterGate::new(pool.clone(), &config));
             let sprites = Arc::new(Sprites::new(pool.clone(), driver, config.clone(), gate));
             sprites.reconcile().await?;
             (Some(sprites), None)
@@ -75,7 +76,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         }
     };
     let meter = sprites.as_ref().map(|sprites| {
-        let fleet = money::fleet::SpritesFleet::new(pool.clone(), sprites.clone());
+        let fleet = money::fleet::SpritesFleet::new(sprites.clone());
         corral_metering::Meter::new(pool.clone(), Arc::new(fleet), money::meter_config(&config))
     });
     Ok(AppState {
@@ -83,7 +84,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         config,
         pool,
         keys,
-        limits: Arc::new(limits),
+        rate_limits: Arc::new(rate_limits),
         metrics: Arc::new(Metrics::default()),
         sprites,
         driver_problem,
@@ -99,30 +100,39 @@ impl AppState {
 
     /// The sprites service, or 503 naming what the backend is missing.
     pub fn sprites(&self) -> Result<&Arc<Sprites>, ApiError> {
-        self.sprites.as_ref().ok_or_else(|| {
-            ApiError::Unavailable(format!(
-                "sprites are unavailable on this server: {}",
-                self.driver_problem.as_deref().unwrap_or("no backend")
-            ))
-        })
+        self.sprites
+            .as_ref()
+            .ok_or_else(|| crate::sprites::unavailable(self.driver_problem.as_deref()))
     }
 
-    /// A sprite as the API shows it, with disk use and cost so far.
-    pub async fn sprite_view(&self, row: SpriteRow) -> Result<SpriteView, ApiError> {
-        let cost = crate::spend::sprite_cost(self, &row.tenant_id, row.id).await?;
-        Ok(self.sprite_view_with_cost(row, cost))
+    /// The tokens service.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens {
+            pool: &self.pool,
+            keys: &self.keys,
+            config: &self.config,
+            cache: &self.token_cache,
+        }
     }
 
-    /// Many of one tenant's sprites, with the costs listed beside them.
-    pub fn sprite_views(&self, rows: Vec<(SpriteRow, i64)>) -> Vec<SpriteView> {
-        rows.into_iter()
-            .map(|(row, cost)| self.sprite_view_with_cost(row, cost))
-            .collect()
+    /// The budgets service.
+    pub fn budgets(&self) -> Budgets<'_> {
+        Budgets {
+            pool: &self.pool,
+            config: &self.config,
+            sprites: self
+                .sprites
+                .as_deref()
+                .ok_or(self.driver_problem.as_deref()),
+        }
     }
 
-    fn sprite_view_with_cost(&self, row: SpriteRow, cost: i64) -> SpriteView {
-        let disk = self.sprites.as_ref().map_or(0, |s| s.disk_used(&row));
-        SpriteView::new(row, disk, cost)
+    /// The accounts service.
+    pub fn accounts(&self) -> Accounts<'_> {
+        Accounts {
+            pool: &self.pool,
+            tokens: self.tokens(),
+        }
     }
 
     /// Appends the services' own metrics (metering, outbox).
@@ -133,7 +143,7 @@ impl AppState {
     /// Starts the supervised background loops.
     pub fn start_background(&self) -> Background {
         let mut background = Background::new();
-        let limits = self.limits.clone();
+        let limits = self.rate_limits.clone();
         background.spawn("rate-limit-cleanup", move |mut stop| async move {
             loop {
                 tokio::select! {

@@ -3,11 +3,13 @@
 //! The api crate implements [`Fleet`] over its sprites service, starts one [`Meter`]
 //! with `tokio::spawn(meter.run(shutdown))`, renders [`MeterMetrics::render`] on
 //! `/metrics`, and answers the money calls with the [`db`] functions: budgets
-//! ([`db::tenant_budget`], [`db::token_budget`], [`db::chain_budgets`]), the runway
-//! check behind 402s ([`db::check_runway`]), usage reports ([`db::usage`]), live sprite
-//! costs ([`db::sprite_costs`]) and the alert outbox ([`db::undelivered`]).
+//! ([`db::tenant_budget`], [`db::token_budget`], [`db::chain_budgets`]), usage reports
+//! ([`db::usage`]), live sprite costs ([`db::sprite_costs`]) and the alert outbox
+//! ([`db::undelivered`]). Whether a sprite may run at all is [`Admissions`]: the runway
+//! check behind 402s with the memory of admissions the meter has not seen yet.
 #![warn(missing_docs)]
 
+pub mod admission;
 pub mod alerts;
 pub mod db;
 pub mod fleet;
@@ -21,6 +23,7 @@ pub mod rule;
 pub mod scope;
 pub mod tick;
 
+pub use admission::{Admissions, Candidate};
 pub use db::{Budget, BudgetContext, Refusal};
 pub use fleet::{Fleet, FleetError, FleetSprite, Sample};
 pub use meter::{now_ms, Meter, MeterConfig, TickReport};

@@ -2,10 +2,12 @@
 
 use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::names::TenantId;
+
 /// A tenant as login and `/v1/me` need it.
 #[derive(Debug, sqlx::FromRow)]
 pub struct Tenant {
-    pub id: String,
+    pub id: TenantId,
     pub email: String,
     pub org: String,
     pub password_hash: String,
@@ -15,7 +17,7 @@ pub struct Tenant {
 #[tracing::instrument(skip_all)]
 pub async fn insert(
     conn: &mut SqliteConnection,
-    id: &str,
+    id: &TenantId,
     email: &str,
     password_hash: &str,
     org: &str,
@@ -46,7 +48,7 @@ pub async fn by_email(pool: &SqlitePool, email: &str) -> sqlx::Result<Option<Ten
 
 /// The tenant with this id.
 #[tracing::instrument(skip_all)]
-pub async fn by_id(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<Tenant>> {
+pub async fn by_id(pool: &SqlitePool, id: &TenantId) -> sqlx::Result<Option<Tenant>> {
     sqlx::query_as("SELECT id, email, org, password_hash FROM tenants WHERE id = ?")
         .bind(id)
         .fetch_optional(pool)
@@ -54,8 +56,11 @@ pub async fn by_id(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<Tenant>> 
 }
 
 /// The tenant's alert address, or its account address.
-#[tracing::instrument(skip_all, fields(tenant = tenant_id))]
-pub async fn alert_email(conn: &mut SqliteConnection, tenant_id: &str) -> sqlx::Result<String> {
+#[tracing::instrument(skip_all, fields(tenant = %tenant_id))]
+pub async fn alert_email(
+    conn: &mut SqliteConnection,
+    tenant_id: &TenantId,
+) -> sqlx::Result<String> {
     sqlx::query_scalar("SELECT COALESCE(alert_email, email) FROM tenants WHERE id = ?")
         .bind(tenant_id)
         .fetch_one(conn)
@@ -63,10 +68,10 @@ pub async fn alert_email(conn: &mut SqliteConnection, tenant_id: &str) -> sqlx::
 }
 
 /// Writes the fields that are `Some`; `alert_email: Some(None)` clears it.
-#[tracing::instrument(skip_all, fields(tenant = tenant_id))]
+#[tracing::instrument(skip_all, fields(tenant = %tenant_id))]
 pub async fn save_budget(
     conn: &mut SqliteConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     cap: Option<i64>,
     thresholds: Option<&str>,
     alert_email: Option<Option<String>>,

@@ -3,6 +3,8 @@
 
 use sqlx::SqlitePool;
 
+use crate::names::TenantId;
+
 /// The tenant's own values: running sprites, total vCPUs, total memory MiB, disk MiB
 /// per sprite, checkpoints per sprite, default idle timeout.
 pub type Stored = (
@@ -16,7 +18,7 @@ pub type Stored = (
 
 /// The tenant's own values.
 #[tracing::instrument(skip_all)]
-pub async fn stored(pool: &SqlitePool, tenant_id: &str) -> sqlx::Result<Stored> {
+pub async fn stored(pool: &SqlitePool, tenant_id: &TenantId) -> sqlx::Result<Stored> {
     sqlx::query_as(
         "SELECT max_running_sprites, max_total_cpus, max_total_memory_mb, max_disk_mb_per_sprite,
                 max_checkpoints_per_sprite, idle_timeout_s FROM tenants WHERE id = ?",
@@ -29,7 +31,7 @@ pub async fn stored(pool: &SqlitePool, tenant_id: &str) -> sqlx::Result<Stored> 
 /// Sets the given values (a `None` keeps what is there) in one statement, so a change
 /// is saved whole or not at all.
 #[tracing::instrument(skip_all)]
-pub async fn save(pool: &SqlitePool, tenant_id: &str, change: Stored) -> sqlx::Result<()> {
+pub async fn save(pool: &SqlitePool, tenant_id: &TenantId, change: Stored) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE tenants SET
              max_running_sprites = COALESCE(?, max_running_sprites),

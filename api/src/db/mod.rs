@@ -1,4 +1,5 @@
-//! The SQLite pool and the API's own queries (accounts, tokens, sprites).
+//! The API's own queries (accounts, tokens, sprites, limits); the pool is opened by
+//! `corral_metering::db::sqlite`, where SQLite's own constructs are listed.
 
 pub mod accounts;
 pub mod limits;
@@ -6,29 +7,16 @@ pub mod sprites;
 pub mod tokens;
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-/// Opens (creating if missing) the database in WAL mode and applies every migration.
+/// Opens (creating if missing) `corral.db` in `data_dir` and applies every migration
+/// (`corral_metering::db::sqlite::open`, the one place a pool is opened).
 pub async fn open(data_dir: &Path, pool_size: u32) -> anyhow::Result<SqlitePool> {
     let path = data_dir.join("corral.db");
-    let options = SqliteConnectOptions::from_str("sqlite:")?
-        .filename(&path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(pool_size.max(1))
-        .connect_with(options)
+    corral_metering::db::sqlite::open(&path, pool_size)
         .await
-        .map_err(|e| anyhow::anyhow!("opening database {}: {e}", path.display()))?;
-    sqlx::migrate!("../migrations").run(&pool).await?;
-    Ok(pool)
+        .map_err(|e| anyhow::anyhow!("opening database {}: {e}", path.display()))
 }
 
 /// Now, in unix seconds.

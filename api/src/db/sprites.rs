@@ -3,14 +3,16 @@
 
 use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::names::{PauseReason, SpriteState, TenantId};
+
 /// A sprite row.
 #[derive(Clone, Debug, sqlx::FromRow, serde::Deserialize)]
 pub struct SpriteRow {
     pub id: i64,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub name: String,
-    pub state: String,
-    pub pause_reason: Option<String>,
+    pub state: SpriteState,
+    pub pause_reason: Option<PauseReason>,
     pub cpus: i64,
     pub memory_mb: i64,
     pub disk_mb: i64,
@@ -57,7 +59,7 @@ pub async fn insert(conn: &mut SqliteConnection, row: &SpriteRow) -> sqlx::Resul
 #[tracing::instrument(skip_all)]
 pub async fn by_name(
     pool: &SqlitePool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     name: &str,
 ) -> sqlx::Result<Option<SpriteRow>> {
     sqlx::query_as(&format!(
@@ -71,7 +73,11 @@ pub async fn by_name(
 
 /// The tenant's live sprite with this id.
 #[tracing::instrument(skip_all)]
-pub async fn by_id(pool: &SqlitePool, tenant_id: &str, id: i64) -> sqlx::Result<Option<SpriteRow>> {
+pub async fn by_id(
+    pool: &SqlitePool,
+    tenant_id: &TenantId,
+    id: i64,
+) -> sqlx::Result<Option<SpriteRow>> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM sprites WHERE tenant_id = ? AND id = ? AND deleted_at IS NULL"
     ))
@@ -88,7 +94,7 @@ pub async fn by_id(pool: &SqlitePool, tenant_id: &str, id: i64) -> sqlx::Result<
 #[tracing::instrument(skip_all)]
 pub async fn list_with_costs(
     pool: &SqlitePool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> sqlx::Result<Vec<(SpriteRow, i64)>> {
     let columns = COLUMNS
         .split(',')
@@ -121,6 +127,18 @@ pub async fn all_live(pool: &SqlitePool) -> sqlx::Result<Vec<SpriteRow>> {
     .await
 }
 
+/// Bytes held by the checkpoints of each live sprite that has any: (sprite id, bytes).
+#[tracing::instrument(skip_all)]
+pub async fn live_checkpoint_bytes(pool: &SqlitePool) -> sqlx::Result<Vec<(i64, i64)>> {
+    sqlx::query_as(
+        "SELECT c.sprite_id, SUM(c.size_bytes) FROM checkpoints c \
+         JOIN sprites s ON s.id = c.sprite_id WHERE s.deleted_at IS NULL \
+         GROUP BY c.sprite_id",
+    )
+    .fetch_all(pool)
+    .await
+}
+
 /// Ids of sprites that were deleted (their machines must be gone).
 #[tracing::instrument(skip_all)]
 pub async fn is_live(pool: &SqlitePool, id: i64) -> sqlx::Result<bool> {
@@ -137,8 +155,8 @@ pub async fn is_live(pool: &SqlitePool, id: i64) -> sqlx::Result<bool> {
 pub async fn set_state(
     pool: &SqlitePool,
     id: i64,
-    state: &str,
-    pause_reason: Option<&str>,
+    state: SpriteState,
+    pause_reason: Option<PauseReason>,
 ) -> sqlx::Result<()> {
     sqlx::query("UPDATE sprites SET state = ?, pause_reason = ? WHERE id = ?")
         .bind(state)
@@ -176,7 +194,10 @@ pub async fn mark_deleted(pool: &SqlitePool, id: i64, now: i64) -> sqlx::Result<
 
 /// What a tenant's running sprites hold now: (count, vCPUs, memory MiB).
 #[tracing::instrument(skip_all)]
-pub async fn running_totals(pool: &SqlitePool, tenant_id: &str) -> sqlx::Result<(i64, i64, i64)> {
+pub async fn running_totals(
+    pool: &SqlitePool,
+    tenant_id: &TenantId,
+) -> sqlx::Result<(i64, i64, i64)> {
     sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(cpus), 0), COALESCE(SUM(memory_mb), 0) FROM sprites
          WHERE tenant_id = ? AND deleted_at IS NULL AND state IN ('creating', 'running')",
@@ -250,7 +271,7 @@ pub async fn delete_checkpoint(pool: &SqlitePool, sprite_id: i64, id: i64) -> sq
 #[tracing::instrument(skip_all)]
 pub async fn idempotent_sprite(
     pool: &SqlitePool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key: &str,
 ) -> sqlx::Result<Option<i64>> {
     let row: Option<(i64,)> =
@@ -266,7 +287,7 @@ pub async fn idempotent_sprite(
 #[tracing::instrument(skip_all)]
 pub async fn remember_idempotency(
     conn: &mut SqliteConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     key: &str,
     sprite_id: i64,
     now: i64,

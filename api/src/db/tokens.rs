@@ -2,11 +2,13 @@
 
 use sqlx::{SqliteConnection, SqlitePool};
 
+use crate::names::TenantId;
+
 /// A token row (never the secret: only its fingerprint is stored).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct TokenRow {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub parent_id: Option<String>,
     pub kind: String,
     pub name: String,
@@ -60,7 +62,7 @@ pub async fn by_id(pool: &SqlitePool, id: &str) -> sqlx::Result<Option<TokenRow>
 #[tracing::instrument(skip_all)]
 pub async fn list(
     pool: &SqlitePool,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     root: Option<&str>,
 ) -> sqlx::Result<Vec<TokenRow>> {
     match root {
@@ -109,7 +111,7 @@ pub async fn is_within(pool: &SqlitePool, ancestor: &str, descendant: &str) -> s
 #[tracing::instrument(skip_all)]
 pub async fn revoke_tree(
     conn: &mut SqliteConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     now: i64,
 ) -> sqlx::Result<u64> {
@@ -132,7 +134,7 @@ pub async fn revoke_tree(
 #[tracing::instrument(skip_all)]
 pub async fn revoke_session(
     conn: &mut SqliteConnection,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     id: &str,
     now: i64,
 ) -> sqlx::Result<bool> {

@@ -2,15 +2,18 @@
 //! address, the caller's token chain, and resuming what the budget paused.
 
 use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
 use utoipa::ToSchema;
 
 use corral_metering::{db as mdb, period::rfc3339, Budget, Scope};
 
-use crate::auth::Scope as AuthScope;
+use crate::caller::Caller;
+use crate::caller::Permission;
+use crate::config::Config;
 use crate::domain::Email;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Auth;
-use crate::state::AppState;
+use crate::names::{PauseReason, SpriteState};
+use crate::sprites::Sprites;
 
 /// One scope's budget this period.
 #[derive(Serialize, ToSchema)]
@@ -113,66 +116,72 @@ pub struct BudgetUpdate {
 /// The largest cap accepted: a billion dollars.
 const MAX_CAP_NANOS: i64 = 1_000_000_000 * 1_000_000_000;
 
-/// The tenant's budget and the caller's token chain.
-pub async fn show(state: &AppState, auth: &Auth) -> ApiResult<TenantBudget> {
-    let ctx = super::budget_context(&state.config);
-    let mut conn = state.pool.acquire().await?;
-    let token = (!auth.is_session()).then_some(auth.token.id.as_str());
-    let chain = mdb::chain_budgets(&mut conn, &auth.tenant_id, token, &ctx).await?;
-    let Some((tenant, tokens)) = chain.split_first() else {
-        return Err(ApiError::not_found("tenant"));
-    };
-    Ok(TenantBudget {
-        budget: BudgetView::new(tenant),
-        alert_email: crate::db::accounts::alert_email(&mut conn, &auth.tenant_id).await?,
-        tokens: tokens
-            .iter()
-            .filter(|b| b.cap.is_some())
-            .map(BudgetView::new)
-            .collect(),
-        resumed: None,
-        still_paused: None,
-    })
+/// The budgets service: reading and changing a tenant's budget, resuming what it paused.
+pub struct Budgets<'a> {
+    pub(crate) pool: &'a SqlitePool,
+    pub(crate) config: &'a Config,
+    /// The sprites service, or why the backend cannot run here.
+    pub(crate) sprites: Result<&'a Sprites, Option<&'a str>>,
 }
 
-/// Applies a change, then (with `resume_paused`) resumes what fits.
-pub async fn update(
-    state: &AppState,
-    auth: &Auth,
-    change: BudgetUpdate,
-) -> ApiResult<TenantBudget> {
-    let cap = change.cap_nanos.map(check_cap).transpose()?;
-    let thresholds = change.thresholds_pct.map(check_thresholds).transpose()?;
-    let email = match change.alert_email.as_deref().map(str::trim) {
-        None => None,
-        Some("") => Some(None),
-        Some(raw) => Some(Some(Email::parse(raw)?.0)),
-    };
-    if change.resume_paused {
-        auth.require(AuthScope::SpritesWrite)?;
+impl Budgets<'_> {
+    /// The tenant's budget and the caller's token chain.
+    pub async fn show(&self, caller: &Caller) -> ApiResult<TenantBudget> {
+        let ctx = super::budget_context(self.config);
+        let mut conn = self.pool.acquire().await?;
+        let token = (!caller.is_session()).then_some(caller.token.id.as_str());
+        let chain = mdb::chain_budgets(&mut conn, caller.tenant_id.as_str(), token, &ctx).await?;
+        let Some((tenant, tokens)) = chain.split_first() else {
+            return Err(ApiError::not_found("tenant"));
+        };
+        Ok(TenantBudget {
+            budget: BudgetView::new(tenant),
+            alert_email: crate::db::accounts::alert_email(&mut conn, &caller.tenant_id).await?,
+            tokens: tokens
+                .iter()
+                .filter(|b| b.cap.is_some())
+                .map(BudgetView::new)
+                .collect(),
+            resumed: None,
+            still_paused: None,
+        })
     }
-    let mut conn = state.pool.acquire().await?;
-    crate::db::accounts::save_budget(
-        &mut conn,
-        &auth.tenant_id,
-        cap,
-        thresholds.as_deref(),
-        email,
-    )
-    .await?;
-    drop(conn);
-    tracing::info!(tenant = %auth.tenant_id, cap = ?cap, "budget changed");
-    let resumed = if change.resume_paused {
-        Some(resume_paused(state, auth).await?)
-    } else {
-        None
-    };
-    let mut view = show(state, auth).await?;
-    if let Some((resumed, still)) = resumed {
-        view.resumed = Some(resumed);
-        view.still_paused = Some(still);
+
+    /// Applies a change, then (with `resume_paused`) resumes what fits.
+    pub async fn update(&self, caller: &Caller, change: BudgetUpdate) -> ApiResult<TenantBudget> {
+        let cap = change.cap_nanos.map(check_cap).transpose()?;
+        let thresholds = change.thresholds_pct.map(check_thresholds).transpose()?;
+        let email = match change.alert_email.as_deref().map(str::trim) {
+            None => None,
+            Some("") => Some(None),
+            Some(raw) => Some(Some(Email::parse(raw)?.0)),
+        };
+        if change.resume_paused {
+            caller.require(Permission::SpritesWrite)?;
+        }
+        let mut conn = self.pool.acquire().await?;
+        crate::db::accounts::save_budget(
+            &mut conn,
+            &caller.tenant_id,
+            cap,
+            thresholds.as_deref(),
+            email,
+        )
+        .await?;
+        drop(conn);
+        tracing::info!(tenant = %caller.tenant_id, cap = ?cap, "budget changed");
+        let resumed = if change.resume_paused {
+            Some(self.resume_paused(caller).await?)
+        } else {
+            None
+        };
+        let mut view = self.show(caller).await?;
+        if let Some((resumed, still)) = resumed {
+            view.resumed = Some(resumed);
+            view.still_paused = Some(still);
+        }
+        Ok(view)
     }
-    Ok(view)
 }
 
 fn check_cap(cap: i64) -> ApiResult<i64> {
@@ -201,30 +210,31 @@ fn check_thresholds(mut list: Vec<u32>) -> ApiResult<String> {
     Ok(serde_json::to_string(&list).expect("a list of numbers"))
 }
 
-/// Resumes the caller's budget-paused sprites that fit now; the rest with the reason.
-async fn resume_paused(
-    state: &AppState,
-    auth: &Auth,
-) -> ApiResult<(Vec<String>, Vec<StillPaused>)> {
-    let sprites = state.sprites()?;
-    let (mut resumed, mut still) = (Vec::new(), Vec::new());
-    for (row, _) in sprites.list(auth).await? {
-        if row.state != "paused" || row.pause_reason.as_deref() != Some("budget") {
-            continue;
+impl Budgets<'_> {
+    /// Resumes the caller's budget-paused sprites that fit now; the rest with the reason.
+    async fn resume_paused(&self, caller: &Caller) -> ApiResult<(Vec<String>, Vec<StillPaused>)> {
+        let sprites = self.sprites.map_err(crate::sprites::unavailable)?;
+        let (mut resumed, mut still) = (Vec::new(), Vec::new());
+        for (row, _) in sprites.list(caller).await? {
+            if row.state != SpriteState::Paused || row.pause_reason != Some(PauseReason::Budget) {
+                continue;
+            }
+            let resumed_one = match sprites.may_run(caller, &row).await {
+                Ok(()) => sprites.resume(&row, "resume").await,
+                Err(refused) => Err(refused),
+            };
+            match resumed_one {
+                Ok(_) => resumed.push(row.name),
+                Err(error @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => {
+                    return Err(error)
+                }
+                Err(error) => still.push(StillPaused {
+                    sprite: row.name,
+                    code: error.status_code().1.into(),
+                    detail: error.to_string(),
+                }),
+            }
         }
-        let resumed_one = match sprites.may_run(auth, &row).await {
-            Ok(()) => sprites.resume(&row, "resume").await,
-            Err(refused) => Err(refused),
-        };
-        match resumed_one {
-            Ok(_) => resumed.push(row.name),
-            Err(error @ (ApiError::Internal(_) | ApiError::Unavailable(_))) => return Err(error),
-            Err(error) => still.push(StillPaused {
-                sprite: row.name,
-                code: error.status_code().1.into(),
-                detail: error.to_string(),
-            }),
-        }
+        Ok((resumed, still))
     }
-    Ok((resumed, still))
 }

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use corral_metering::{Fleet, FleetError, FleetSprite, Sample};
-use sqlx::SqlitePool;
 use vmm_driver::MachineId;
 
-use crate::db::{self, sprites::SpriteRow};
+use crate::db::sprites::SpriteRow;
+use crate::names::{PauseReason, SpriteState};
 use crate::sprites::{machine, Sprites};
 
 /// What `sample` and `pause_for_budget` need between listings.
@@ -23,7 +23,6 @@ struct Known {
 
 /// [`Fleet`] over the sprites service and its driver.
 pub struct SpritesFleet {
-    pool: SqlitePool,
     sprites: Arc<Sprites>,
     known: Mutex<HashMap<i64, Known>>,
     /// Whether the sprites frozen at start-up have been let run again.
@@ -32,9 +31,8 @@ pub struct SpritesFleet {
 
 impl SpritesFleet {
     /// A fleet over `sprites`.
-    pub fn new(pool: SqlitePool, sprites: Arc<Sprites>) -> Self {
+    pub fn new(sprites: Arc<Sprites>) -> Self {
         Self {
-            pool,
             sprites,
             known: Mutex::default(),
             thawed: AtomicBool::new(false),
@@ -44,8 +42,8 @@ impl SpritesFleet {
 
 /// Whether a sprite may be using CPU and memory: a sprite being created counts, so the
 /// rule's worst case includes it from its first moment.
-fn may_run(state: &str) -> bool {
-    matches!(state, "running" | "creating")
+fn may_run(state: SpriteState) -> bool {
+    matches!(state, SpriteState::Running | SpriteState::Creating)
 }
 
 /// The most a sprite's disk may hold: what the rule reserves for it.
@@ -56,38 +54,26 @@ pub fn disk_bytes(disk_mb: i64) -> u64 {
 #[async_trait]
 impl Fleet for SpritesFleet {
     async fn sprites(&self) -> Result<Vec<FleetSprite>, FleetError> {
-        let rows = db::sprites::all_live(&self.pool).await?;
-        let checkpoints: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT c.sprite_id, SUM(c.size_bytes) FROM checkpoints c \
-             JOIN sprites s ON s.id = c.sprite_id WHERE s.deleted_at IS NULL \
-             GROUP BY c.sprite_id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let checkpoints: HashMap<i64, u64> = checkpoints
-            .into_iter()
-            .map(|(id, bytes)| (id, u64::try_from(bytes).unwrap_or(0)))
-            .collect();
+        let rows = self.sprites.live_with_checkpoints().await?;
         let fleet = rows
             .iter()
-            .map(|row| FleetSprite {
+            .map(|(row, checkpoint_bytes)| FleetSprite {
                 sprite_id: row.id,
-                tenant_id: row.tenant_id.clone(),
+                tenant_id: row.tenant_id.0.clone(),
                 name: row.name.clone(),
                 created_by_token: row.created_by_token.clone(),
-                running: may_run(&row.state),
+                running: may_run(row.state),
                 cpus: u32::try_from(row.cpus).unwrap_or(u32::MAX),
                 memory_mb: u32::try_from(row.memory_mb).unwrap_or(u32::MAX),
-                reserve_bytes: disk_bytes(row.disk_mb)
-                    .saturating_add(checkpoints.get(&row.id).copied().unwrap_or(0)),
+                reserve_bytes: disk_bytes(row.disk_mb).saturating_add(*checkpoint_bytes),
             })
             .collect();
         let known = rows
             .into_iter()
-            .map(|row| {
+            .map(|(row, checkpoint_bytes)| {
                 let entry = Known {
                     machine: machine(&row),
-                    checkpoint_bytes: checkpoints.get(&row.id).copied().unwrap_or(0),
+                    checkpoint_bytes,
                     row,
                 };
                 (entry.row.id, entry)
@@ -119,7 +105,7 @@ impl Fleet for SpritesFleet {
         };
         // All at once: the rule gave the whole scope one pause latency, not one each.
         let pauses = rows.iter().map(|row| async move {
-            if let Err(error) = self.sprites.pause(row, "budget").await {
+            if let Err(error) = self.sprites.pause(row, PauseReason::Budget).await {
                 tracing::warn!(sprite = row.id, tenant = %row.tenant_id, %error, "budget pause failed");
             }
         });

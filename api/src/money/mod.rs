@@ -5,6 +5,7 @@ pub mod budget;
 pub mod fleet;
 pub mod gate;
 pub mod mail;
+pub mod reports;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -43,7 +43,7 @@ fn checkpoint_id(raw: &str) -> Result<i64, ApiError> {
     responses((status = 201, body = CheckpointView), (status = 403, body = crate::error::Problem)))]
 async fn create(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Checkpoints>,
+    Scoped(caller, ..): Scoped<Checkpoints>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, AppJson<CheckpointView>)> {
@@ -56,7 +56,7 @@ async fn create(
     };
     let comment = request.comment.unwrap_or_default();
     let sprites = state.sprites()?.clone();
-    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&caller, &name).await?;
     let checkpoint =
         to_completion(async move { sprites.checkpoint(&sprite, &comment).await }).await?;
     Ok((StatusCode::CREATED, AppJson(checkpoint.into())))
@@ -67,11 +67,11 @@ async fn create(
     params(("name" = String, Path)), responses((status = 200, body = CheckpointList)))]
 async fn list(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Checkpoints>,
+    Scoped(caller, ..): Scoped<Checkpoints>,
     Path(name): Path<String>,
 ) -> ApiResult<AppJson<CheckpointList>> {
     let sprites = state.sprites()?;
-    let sprite = sprites.get(&auth, &name).await?;
+    let sprite = sprites.get(&caller, &name).await?;
     let checkpoints = sprites
         .checkpoints(&sprite)
         .await?
@@ -86,14 +86,14 @@ async fn list(
     params(("name" = String, Path), ("id" = String, Path)), responses((status = 200, body = SpriteView)))]
 async fn restore(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Checkpoints>,
+    Scoped(caller, ..): Scoped<Checkpoints>,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<AppJson<SpriteView>> {
     let sprites = state.sprites()?.clone();
-    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&caller, &name).await?;
     let checkpoint = checkpoint_id(&id)?;
     let sprite = to_completion(async move { sprites.restore(&sprite, checkpoint).await }).await?;
-    Ok(AppJson(state.sprite_view(sprite).await?))
+    Ok(AppJson(state.sprites()?.view(sprite).await?))
 }
 
 /// Removes a checkpoint.
@@ -101,11 +101,11 @@ async fn restore(
     params(("name" = String, Path), ("id" = String, Path)), responses((status = 204)))]
 async fn delete(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Checkpoints>,
+    Scoped(caller, ..): Scoped<Checkpoints>,
     Path((name, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let sprites = state.sprites()?.clone();
-    let sprite = sprites.get(&auth, &name).await?;
+    let sprite = sprites.get(&caller, &name).await?;
     let checkpoint = checkpoint_id(&id)?;
     to_completion(async move { sprites.delete_checkpoint(&sprite, checkpoint).await }).await?;
     Ok(StatusCode::NO_CONTENT)

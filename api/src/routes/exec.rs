@@ -56,12 +56,12 @@ pub struct ExecResponse {
               (status = 409, body = crate::error::Problem)))]
 async fn exec(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Exec>,
+    Scoped(caller, ..): Scoped<Exec>,
     Path(name): Path<String>,
     AppJson(body): AppJson<ExecRequestBody>,
 ) -> ApiResult<AppJson<ExecResponse>> {
     let sprites = state.sprites()?;
-    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&caller, &name).await?;
     let params = ExecParams {
         argv: body.cmd,
         env: body.env.into_iter().collect(),
@@ -117,13 +117,13 @@ fn ws_params(query: Option<&str>) -> Result<ExecParams, ApiError> {
     responses((status = 101, description = "Switching to the WebSocket protocol")))]
 async fn exec_ws(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Exec>,
+    Scoped(caller, ..): Scoped<Exec>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     let sprites = state.sprites()?.clone();
-    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&caller, &name).await?;
     let params = ws_params(query.as_deref())?;
     params.check()?;
     // Refuse before upgrading, while the answer can still be problem+json.

@@ -31,12 +31,12 @@ pub struct FilePath {
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = crate::error::Problem)))]
 async fn read(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Files>,
+    Scoped(caller, ..): Scoped<Files>,
     Path(name): Path<String>,
     Query(file): Query<FilePath>,
 ) -> ApiResult<impl IntoResponse> {
     let sprites = state.sprites()?;
-    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&caller, &name).await?;
     let bytes = sprites.read_file(&sprite, &file.path).await?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes))
 }
@@ -47,13 +47,13 @@ async fn read(
     responses((status = 204), (status = 413, body = crate::error::Problem)))]
 async fn write(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Files>,
+    Scoped(caller, ..): Scoped<Files>,
     Path(name): Path<String>,
     Query(file): Query<FilePath>,
     body: Bytes,
 ) -> ApiResult<StatusCode> {
     let sprites = state.sprites()?;
-    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&caller, &name).await?;
     sprites.write_file(&sprite, &file.path, &body).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -17,10 +17,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/v1/limits", tag = "limits", security(("bearer" = [])), responses((status = 200, body = Limits)))]
 async fn get_limits(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Budget>,
+    Scoped(caller, ..): Scoped<Budget>,
 ) -> ApiResult<AppJson<Limits>> {
     Ok(AppJson(
-        limits::effective(&state.pool, &state.config, &auth.tenant_id).await?,
+        limits::effective(&state.pool, &state.config, &caller.tenant_id).await?,
     ))
 }
 
@@ -29,10 +29,10 @@ async fn get_limits(
     responses((status = 200, body = Limits), (status = 403, body = crate::error::Problem)))]
 async fn put_limits(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Budget>,
+    Scoped(caller, ..): Scoped<Budget>,
     AppJson(change): AppJson<LimitsUpdate>,
 ) -> ApiResult<AppJson<Limits>> {
     Ok(AppJson(
-        limits::update(&state.pool, &state.config, &auth.tenant_id, change).await?,
+        limits::update(&state.pool, &state.config, &caller.tenant_id, change).await?,
     ))
 }

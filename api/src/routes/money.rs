@@ -6,14 +6,16 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use corral_metering::db::{self as mdb, UsageQuery};
+use corral_metering::db::UsageQuery;
 use corral_metering::period::{rfc3339, Period};
 use corral_metering::{now_ms, Granularity};
 
+use crate::caller::Caller;
 use crate::domain::SpriteName;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{AppJson, Auth, Billing, Budget, Scoped};
-use crate::money::budget::{self, BudgetUpdate, TenantBudget};
+use crate::extract::{AppJson, Billing, Budget, Scoped};
+use crate::money::budget::{BudgetUpdate, TenantBudget};
+use crate::money::reports;
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -30,9 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, body = TenantBudget), (status = 403, body = crate::error::Problem)))]
 async fn get_budget(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Budget>,
+    Scoped(caller, ..): Scoped<Budget>,
 ) -> ApiResult<AppJson<TenantBudget>> {
-    Ok(AppJson(budget::show(&state, &auth).await?))
+    Ok(AppJson(state.budgets().show(&caller).await?))
 }
 
 /// Changes the cap, thresholds or alert address; `resume_paused` resumes the sprites
@@ -42,10 +44,10 @@ async fn get_budget(
               (status = 422, body = crate::error::Problem)))]
 async fn put_budget(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Budget>,
+    Scoped(caller, ..): Scoped<Budget>,
     AppJson(change): AppJson<BudgetUpdate>,
 ) -> ApiResult<AppJson<TenantBudget>> {
-    Ok(AppJson(budget::update(&state, &auth, change).await?))
+    Ok(AppJson(state.budgets().update(&caller, change).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -101,7 +103,7 @@ fn parse_time(field: &str, raw: &str) -> ApiResult<i64> {
     responses((status = 200, body = UsageView), (status = 422, body = crate::error::Problem)))]
 async fn usage(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Billing>,
+    Scoped(caller, ..): Scoped<Billing>,
     Query(params): Query<UsageParams>,
 ) -> ApiResult<AppJson<UsageView>> {
     let now = now_ms();
@@ -143,13 +145,9 @@ async fn usage(
         by,
         sprite,
     };
-    let mut conn = state.pool.acquire().await?;
-    let report = mdb::usage(&mut conn, &auth.tenant_id, &query).await?;
-    // A token limited to some sprites sees only theirs.
-    let rows: Vec<UsageRowView> = report
-        .rows
+    let rows: Vec<UsageRowView> = reports::usage(&state.pool, &caller, &query)
+        .await?
         .into_iter()
-        .filter(|r| auth.may_use_sprite(&r.sprite))
         .map(|r| UsageRowView {
             start: rfc3339(r.start_ms),
             sprite: r.sprite,
@@ -188,7 +186,7 @@ struct PricesView {
 /// The price table in force.
 #[utoipa::path(get, path = "/v1/prices", tag = "money", security(("bearer" = [])),
     responses((status = 200, body = PricesView)))]
-async fn prices(State(state): State<AppState>, _auth: Auth) -> AppJson<PricesView> {
+async fn prices(State(state): State<AppState>, _auth: Caller) -> AppJson<PricesView> {
     let p = crate::money::prices(&state.config);
     AppJson(PricesView {
         cpu_nanos_per_cpu_s: p.cpu_nanos_per_cpu_s,
@@ -229,11 +227,10 @@ struct AlertList {
     responses((status = 200, body = AlertList)))]
 async fn alerts(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<Billing>,
+    Scoped(caller, ..): Scoped<Billing>,
 ) -> ApiResult<AppJson<AlertList>> {
-    let mut conn = state.pool.acquire().await?;
-    let list = mdb::alerts(&mut conn, &auth.tenant_id, 200).await?;
-    let alerts = list
+    let alerts = reports::alerts(&state.pool, &caller)
+        .await?
         .into_iter()
         .map(|m| AlertView {
             state: match (m.sent_at_ms, m.attempts, m.last_error.is_some()) {

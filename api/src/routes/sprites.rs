@@ -8,6 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::ApiResult;
 use crate::extract::{AppJson, Scoped, SpritesRead, SpritesWrite};
+use crate::names::PauseReason;
 use crate::sprites::lifecycle::CreateSprite;
 use crate::sprites::to_completion;
 use crate::sprites::view::SpriteView;
@@ -34,7 +35,7 @@ pub struct SpriteList {
               (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 async fn create(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<SpritesWrite>,
+    Scoped(caller, ..): Scoped<SpritesWrite>,
     headers: HeaderMap,
     AppJson(request): AppJson<CreateSprite>,
 ) -> ApiResult<(StatusCode, AppJson<SpriteView>)> {
@@ -44,13 +45,14 @@ async fn create(
         .map(str::to_owned);
     let sprites = state.sprites()?.clone();
     let (sprite, created) =
-        to_completion(async move { sprites.create(&auth, request, key.as_deref()).await }).await?;
+        to_completion(async move { sprites.create(&caller, request, key.as_deref()).await })
+            .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, AppJson(state.sprite_view(sprite).await?)))
+    Ok((status, AppJson(state.sprites()?.view(sprite).await?)))
 }
 
 /// The caller's sprites.
@@ -58,10 +60,10 @@ async fn create(
     responses((status = 200, body = SpriteList)))]
 async fn list(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<SpritesRead>,
+    Scoped(caller, ..): Scoped<SpritesRead>,
 ) -> ApiResult<AppJson<SpriteList>> {
-    let rows = state.sprites()?.list(&auth).await?;
-    let sprites = state.sprite_views(rows);
+    let rows = state.sprites()?.list(&caller).await?;
+    let sprites = state.sprites()?.views(rows);
     Ok(AppJson(SpriteList { sprites }))
 }
 
@@ -70,11 +72,11 @@ async fn list(
     params(("name" = String, Path)), responses((status = 200, body = SpriteView), (status = 404, body = crate::error::Problem)))]
 async fn get_one(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<SpritesRead>,
+    Scoped(caller, ..): Scoped<SpritesRead>,
     Path(name): Path<String>,
 ) -> ApiResult<AppJson<SpriteView>> {
-    let sprite = state.sprites()?.get(&auth, &name).await?;
-    Ok(AppJson(state.sprite_view(sprite).await?))
+    let sprite = state.sprites()?.get(&caller, &name).await?;
+    Ok(AppJson(state.sprites()?.view(sprite).await?))
 }
 
 /// Deletes a sprite with its disk and checkpoints.
@@ -82,11 +84,11 @@ async fn get_one(
     params(("name" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
 async fn delete(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<SpritesWrite>,
+    Scoped(caller, ..): Scoped<SpritesWrite>,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let sprites = state.sprites()?.clone();
-    let sprite = sprites.get(&auth, &name).await?;
+    let sprite = sprites.get(&caller, &name).await?;
     to_completion(async move { sprites.delete(&sprite).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -96,13 +98,14 @@ async fn delete(
     params(("name" = String, Path)), responses((status = 200, body = SpriteView)))]
 async fn pause(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<SpritesWrite>,
+    Scoped(caller, ..): Scoped<SpritesWrite>,
     Path(name): Path<String>,
 ) -> ApiResult<AppJson<SpriteView>> {
     let sprites = state.sprites()?.clone();
-    let sprite = sprites.get(&auth, &name).await?;
-    let sprite = to_completion(async move { sprites.pause(&sprite, "user").await }).await?;
-    Ok(AppJson(state.sprite_view(sprite).await?))
+    let sprite = sprites.get(&caller, &name).await?;
+    let sprite =
+        to_completion(async move { sprites.pause(&sprite, PauseReason::User).await }).await?;
+    Ok(AppJson(state.sprites()?.view(sprite).await?))
 }
 
 /// Resumes a paused sprite, within limits and budget.
@@ -111,11 +114,11 @@ async fn pause(
               (status = 403, body = crate::error::Problem)))]
 async fn resume(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<SpritesWrite>,
+    Scoped(caller, ..): Scoped<SpritesWrite>,
     Path(name): Path<String>,
 ) -> ApiResult<AppJson<SpriteView>> {
     let sprites = state.sprites()?.clone();
-    let sprite = sprites.get_to_run(&auth, &name).await?;
+    let sprite = sprites.get_to_run(&caller, &name).await?;
     let sprite = to_completion(async move { sprites.resume(&sprite, "resume").await }).await?;
-    Ok(AppJson(state.sprite_view(sprite).await?))
+    Ok(AppJson(state.sprites()?.view(sprite).await?))
 }

@@ -6,14 +6,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::auth::Scopes;
-use crate::db::{self, tokens::TokenRow};
+use crate::caller::Permissions;
+use crate::db::tokens::TokenRow;
 use crate::domain;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, Scoped, TokensCreate};
-use crate::spend;
 use crate::state::AppState;
-use crate::tokens::{self, MintRequest};
+use crate::tokens::mint::MintRequest;
 
 /// The routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,9 +42,9 @@ pub struct TokenView {
 impl TokenView {
     /// The view of a row, with its spend this period.
     pub async fn load(state: &AppState, row: TokenRow) -> ApiResult<Self> {
-        let spent_nanos = spend::token_spent(state, &row.id).await?;
+        let spent_nanos = state.tokens().spent(&row.id).await?;
         Ok(Self {
-            scopes: Scopes::from_stored(&row.scopes)
+            scopes: Permissions::from_stored(&row.scopes)
                 .names()
                 .into_iter()
                 .map(String::from)
@@ -101,22 +100,16 @@ pub struct TokenList {
               (status = 422, body = crate::error::Problem)))]
 async fn create(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<TokensCreate>,
+    Scoped(caller, ..): Scoped<TokensCreate>,
     AppJson(request): AppJson<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, AppJson<CreatedToken>)> {
-    let scopes =
-        Scopes::parse(request.scopes.iter().map(String::as_str)).map_err(ApiError::Validation)?;
+    let scopes = Permissions::parse(request.scopes.iter().map(String::as_str))
+        .map_err(ApiError::Validation)?;
     if scopes.0.is_empty() {
         return Err(ApiError::Validation(
             "scopes must name at least one scope".into(),
         ));
     }
-    let parent_remaining = match auth.token.budget_nanos {
-        Some(budget) if !auth.is_session() => {
-            Some(budget - spend::token_spent(&state, &auth.token.id).await?)
-        }
-        _ => None,
-    };
     let mint = MintRequest {
         name: domain::display_name("name", &request.name)?,
         scopes,
@@ -124,11 +117,7 @@ async fn create(
         budget_nanos: request.budget_nanos,
         sprites: request.sprites,
     };
-    let new = tokens::narrow(&auth, mint, state.config.token_max_ttl_s, parent_remaining)?;
-    let mut conn = state.pool.acquire().await?;
-    let (row, token) = tokens::issue(&mut conn, &state.keys, &auth.tenant_id, new).await?;
-    drop(conn);
-    tracing::info!(tenant = %auth.tenant_id, token = %row.id, "token minted");
+    let (row, token) = state.tokens().mint(&caller, mint).await?;
     let view = TokenView::load(&state, row).await?;
     Ok((StatusCode::CREATED, AppJson(CreatedToken { token, view })))
 }
@@ -138,10 +127,9 @@ async fn create(
     responses((status = 200, body = TokenList)))]
 async fn list(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<TokensCreate>,
+    Scoped(caller, ..): Scoped<TokensCreate>,
 ) -> ApiResult<AppJson<TokenList>> {
-    let root = (!auth.is_session()).then_some(auth.token.id.as_str());
-    let rows = db::tokens::list(&state.pool, &auth.tenant_id, root).await?;
+    let rows = state.tokens().list(&caller).await?;
     let mut tokens = Vec::with_capacity(rows.len());
     for row in rows {
         tokens.push(TokenView::load(&state, row).await?);
@@ -155,21 +143,9 @@ async fn list(
     responses((status = 204), (status = 404, body = crate::error::Problem)))]
 async fn revoke(
     State(state): State<AppState>,
-    Scoped(auth, ..): Scoped<TokensCreate>,
+    Scoped(caller, ..): Scoped<TokensCreate>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let target = db::tokens::by_id(&state.pool, &id)
-        .await?
-        .filter(|row| row.tenant_id == auth.tenant_id && row.kind == "api")
-        .ok_or_else(|| ApiError::not_found(format!("token {id:?}")))?;
-    if !auth.is_session() && !db::tokens::is_within(&state.pool, &auth.token.id, &target.id).await?
-    {
-        return Err(ApiError::not_found(format!("token {id:?}")));
-    }
-    let mut conn = state.pool.acquire().await?;
-    let revoked =
-        db::tokens::revoke_tree(&mut conn, &auth.tenant_id, &target.id, db::now_s()).await?;
-    state.token_cache.clear();
-    tracing::info!(tenant = %auth.tenant_id, token = %target.id, revoked, "token revoked");
+    state.tokens().revoke(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

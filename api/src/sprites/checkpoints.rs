@@ -6,6 +6,7 @@ use super::limits;
 use super::{driver_error, machine, Sprites};
 use crate::db::{self, sprites::CheckpointRow, sprites::SpriteRow};
 use crate::error::ApiError;
+use crate::names::SpriteState;
 
 fn checkpoint_id(row_id: i64) -> CheckpointId {
     CheckpointId::from_key(row_id as u64)
@@ -91,15 +92,15 @@ impl Sprites {
         let current = self.reload(sprite).await?;
         // Restoring starts a sprite that is not running: like a resume, it must fit the
         // scaling limits and the budget.
-        let _admitted = match current.state.as_str() {
-            "running" => None,
+        let _admitted = match current.state {
+            SpriteState::Running => None,
             _ => Some(self.admit(&current).await?),
         };
         self.driver
             .restore(&machine(sprite), &checkpoint_id(checkpoint.id))
             .await
             .map_err(driver_error)?;
-        db::sprites::set_state(&self.pool, sprite.id, "running", None).await?;
+        db::sprites::set_state(&self.pool, sprite.id, SpriteState::Running, None).await?;
         db::sprites::touch(&self.pool, sprite.id, "restore", db::now_s()).await?;
         db::sprites::by_id(&self.pool, &sprite.tenant_id, sprite.id)
             .await?

@@ -10,6 +10,7 @@ use vmm_driver::{DriverError, ExecOutput, ExecRequest, ExecStream};
 use super::{driver_error, machine, Sprites};
 use crate::db::{self, sprites::SpriteRow};
 use crate::error::ApiError;
+use crate::names::{PauseReason, SpriteState};
 
 /// A command as the API takes it.
 #[derive(Clone, Debug, Default)]
@@ -102,7 +103,7 @@ impl Sprites {
     /// When the sprite vanished under a call, say so instead of a backend error.
     async fn gone_or(&self, sprite: &SpriteRow, error: vmm_driver::DriverError) -> ApiError {
         match db::sprites::by_id(&self.pool, &sprite.tenant_id, sprite.id).await {
-            Ok(Some(now)) if now.state != "deleting" => driver_error(error),
+            Ok(Some(now)) if now.state != SpriteState::Deleting => driver_error(error),
             _ => ApiError::Conflict(format!(
                 "sprite {:?} was deleted while the call ran",
                 sprite.name
@@ -116,11 +117,11 @@ impl Sprites {
         loop {
             tokio::time::sleep(PAUSE_POLL).await;
             match db::sprites::by_id(&self.pool, &sprite.tenant_id, sprite.id).await {
-                Ok(Some(now)) if now.state == "running" => {}
-                Ok(Some(now)) if now.state == "paused" => {
+                Ok(Some(now)) if now.state == SpriteState::Running => {}
+                Ok(Some(now)) if now.state == SpriteState::Paused => {
                     return format!(
                         "was paused ({}) while the call ran",
-                        now.pause_reason.as_deref().unwrap_or("user")
+                        now.pause_reason.unwrap_or(PauseReason::User)
                     )
                 }
                 Ok(Some(now)) => return format!("became {} while the call ran", now.state),

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 use super::Sprites;
 use crate::db;
+use crate::names::{PauseReason, SpriteState};
 
 impl Sprites {
     /// Pauses every running sprite idle past its timeout; returns how many.
@@ -16,14 +17,14 @@ impl Sprites {
         let mut paused = 0;
         for sprite in db::sprites::all_live(&self.pool).await? {
             let idle_for = now - sprite.last_active_at;
-            if sprite.state != "running"
+            if sprite.state != SpriteState::Running
                 || sprite.idle_timeout_s == 0
                 || idle_for < sprite.idle_timeout_s
                 || self.is_busy(sprite.id)
             {
                 continue;
             }
-            match self.pause(&sprite, "idle").await {
+            match self.pause(&sprite, PauseReason::Idle).await {
                 Ok(_) => paused += 1,
                 Err(error) => {
                     tracing::warn!(sprite = sprite.id, error = %error, "idle pause failed")

@@ -4,10 +4,12 @@ use vmm_driver::DriverError;
 
 use super::limits::{self, Limits};
 use super::{driver_error, machine, spec_of, Sprites};
+use crate::caller::Caller;
 use crate::db::{self, sprites::SpriteRow};
 use crate::domain::SpriteName;
 use crate::error::ApiError;
-use crate::extract::Auth;
+use crate::names::TenantId;
+use crate::names::{PauseReason, SpriteState};
 
 /// What a caller asked for; absent fields take the configured defaults.
 #[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
@@ -33,15 +35,15 @@ fn in_range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, ApiError
 impl Sprites {
     /// Creates and starts a sprite; with an idempotency key, a repeat answers with the
     /// sprite the first call made (`false` = not newly created).
-    #[tracing::instrument(skip_all, fields(tenant = %auth.tenant_id, sprite = %request.name))]
+    #[tracing::instrument(skip_all, fields(tenant = %caller.tenant_id, sprite = %request.name))]
     pub async fn create(
         &self,
-        auth: &Auth,
+        caller: &Caller,
         request: CreateSprite,
         idempotency_key: Option<&str>,
     ) -> Result<(SpriteRow, bool), ApiError> {
         let name = SpriteName::parse(&request.name)?;
-        if !auth.may_use_sprite(&name.0) {
+        if !caller.may_use_sprite(&name.0) {
             return Err(ApiError::Forbidden(format!(
                 "this token cannot use a sprite named {:?}",
                 name.0
@@ -54,7 +56,7 @@ impl Sprites {
                 ));
             }
         }
-        let limits = limits::effective(&self.pool, &self.config, &auth.tenant_id).await?;
+        let limits = limits::effective(&self.pool, &self.config, &caller.tenant_id).await?;
         let default_idle = limits.default_idle_timeout_s;
         let disk_mb = in_range(
             "disk_mb",
@@ -73,9 +75,9 @@ impl Sprites {
         let now = db::now_s();
         let mut row = SpriteRow {
             id: 0,
-            tenant_id: auth.tenant_id.clone(),
+            tenant_id: caller.tenant_id.clone(),
             name: name.0,
-            state: "creating".into(),
+            state: SpriteState::Creating,
             pause_reason: None,
             cpus: in_range(
                 "cpus",
@@ -98,21 +100,21 @@ impl Sprites {
                 0,
                 30 * 86_400,
             )?,
-            created_by_token: Some(auth.token.id.clone()),
+            created_by_token: Some(caller.token.id.clone()),
             created_at: now,
             last_active_at: now,
             last_activity: "create".into(),
         };
         {
-            let admission = self.admission_of(&auth.tenant_id);
+            let admission = self.admission_of(&caller.tenant_id);
             let _admitted = admission.lock().await;
             // Under the admission lock: concurrent creates sharing a key see each other.
             if let Some(key) = idempotency_key {
-                if let Some(done) = self.replay(auth, key, &row.name).await? {
+                if let Some(done) = self.replay(caller, key, &row.name).await? {
                     return Ok((done, false));
                 }
             }
-            if db::sprites::by_name(&self.pool, &auth.tenant_id, &row.name)
+            if db::sprites::by_name(&self.pool, &caller.tenant_id, &row.name)
                 .await?
                 .is_some()
             {
@@ -121,7 +123,7 @@ impl Sprites {
                     row.name
                 )));
             }
-            self.check_room(&auth.tenant_id, &limits, &row).await?;
+            self.check_room(&caller.tenant_id, &limits, &row).await?;
             self.gate.allow_run(&row).await?;
             let mut tx = self.pool.begin().await?;
             let Some(id) = db::sprites::insert(&mut tx, &row).await? else {
@@ -131,7 +133,7 @@ impl Sprites {
                 )));
             };
             if let Some(key) = idempotency_key {
-                db::sprites::remember_idempotency(&mut tx, &auth.tenant_id, key, id, now).await?;
+                db::sprites::remember_idempotency(&mut tx, &caller.tenant_id, key, id, now).await?;
             }
             tx.commit().await?;
             row.id = id;
@@ -148,8 +150,8 @@ impl Sprites {
             db::sprites::mark_deleted(&self.pool, row.id, db::now_s()).await?;
             return Err(driver_error(error));
         }
-        db::sprites::set_state(&self.pool, row.id, "running", None).await?;
-        row.state = "running".into();
+        db::sprites::set_state(&self.pool, row.id, SpriteState::Running, None).await?;
+        row.state = SpriteState::Running;
         tracing::info!(id = row.id, "sprite created");
         Ok((row, true))
     }
@@ -174,16 +176,16 @@ impl Sprites {
     /// nothing about the other sprite (the caller may not be allowed to see it).
     async fn replay(
         &self,
-        auth: &Auth,
+        caller: &Caller,
         key: &str,
         name: &str,
     ) -> Result<Option<SpriteRow>, ApiError> {
-        let Some(id) = db::sprites::idempotent_sprite(&self.pool, &auth.tenant_id, key).await?
+        let Some(id) = db::sprites::idempotent_sprite(&self.pool, &caller.tenant_id, key).await?
         else {
             return Ok(None);
         };
-        match db::sprites::by_id(&self.pool, &auth.tenant_id, id).await? {
-            Some(sprite) if sprite.name == name && auth.may_use_sprite(&sprite.name) => {
+        match db::sprites::by_id(&self.pool, &caller.tenant_id, id).await? {
+            Some(sprite) if sprite.name == name && caller.may_use_sprite(&sprite.name) => {
                 Ok(Some(sprite))
             }
             Some(_) => Err(ApiError::Validation(
@@ -199,7 +201,7 @@ impl Sprites {
     /// the tenant's running sprites.
     async fn check_room(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         limits: &Limits,
         row: &SpriteRow,
     ) -> Result<(), ApiError> {
@@ -225,22 +227,22 @@ impl Sprites {
 
     /// The caller's sprite called `name` (404 for other tenants' and for names the
     /// token is not limited to).
-    pub async fn get(&self, auth: &Auth, name: &str) -> Result<SpriteRow, ApiError> {
+    pub async fn get(&self, caller: &Caller, name: &str) -> Result<SpriteRow, ApiError> {
         let name = SpriteName::parse(name)?;
-        if !auth.may_use_sprite(&name.0) {
+        if !caller.may_use_sprite(&name.0) {
             return Err(ApiError::not_found(format!("sprite {:?}", name.0)));
         }
-        db::sprites::by_name(&self.pool, &auth.tenant_id, &name.0)
+        db::sprites::by_name(&self.pool, &caller.tenant_id, &name.0)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("sprite {:?}", name.0)))
     }
 
     /// The caller's sprites.
-    pub async fn list(&self, auth: &Auth) -> Result<Vec<(SpriteRow, i64)>, ApiError> {
-        let rows = db::sprites::list_with_costs(&self.pool, &auth.tenant_id).await?;
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<(SpriteRow, i64)>, ApiError> {
+        let rows = db::sprites::list_with_costs(&self.pool, &caller.tenant_id).await?;
         Ok(rows
             .into_iter()
-            .filter(|(s, _)| auth.may_use_sprite(&s.name))
+            .filter(|(s, _)| caller.may_use_sprite(&s.name))
             .collect())
     }
 
@@ -250,33 +252,41 @@ impl Sprites {
             .ok_or_else(|| ApiError::not_found(format!("sprite {:?}", sprite.name)))
     }
 
-    /// Pauses a running sprite for `reason` (user, idle, budget, limit, billing).
+    /// Pauses a running sprite for `reason`.
     #[tracing::instrument(skip_all, fields(tenant = %sprite.tenant_id, sprite = %sprite.name, reason))]
-    pub async fn pause(&self, sprite: &SpriteRow, reason: &str) -> Result<SpriteRow, ApiError> {
+    pub async fn pause(
+        &self,
+        sprite: &SpriteRow,
+        reason: PauseReason,
+    ) -> Result<SpriteRow, ApiError> {
         // The meter's first tick pauses for budget before it thaws: it must not wait
         // for itself.
-        if reason != "budget" {
+        if reason != PauseReason::Budget {
             self.until_started().await;
         }
         let lock = self.lock_of(sprite.id);
         let _held = lock.lock().await;
         let current = self.reload(sprite).await?;
-        match current.state.as_str() {
-            "running" => {
+        match current.state {
+            SpriteState::Running => {
                 self.driver
                     .pause(&machine(&current))
                     .await
                     .map_err(driver_error)?;
-                db::sprites::set_state(&self.pool, current.id, "paused", Some(reason)).await?;
+                db::sprites::set_state(&self.pool, current.id, SpriteState::Paused, Some(reason))
+                    .await?;
                 tracing::info!("sprite paused");
             }
             // A stronger reason replaces a weaker one: idle < user < budget.
-            "paused"
-                if strength(reason) > strength(current.pause_reason.as_deref().unwrap_or("")) =>
+            SpriteState::Paused
+                if current
+                    .pause_reason
+                    .is_none_or(|now| reason.strength() > now.strength()) =>
             {
-                db::sprites::set_state(&self.pool, current.id, "paused", Some(reason)).await?;
+                db::sprites::set_state(&self.pool, current.id, SpriteState::Paused, Some(reason))
+                    .await?;
             }
-            "paused" => {}
+            SpriteState::Paused => {}
             other => {
                 return Err(ApiError::Conflict(format!(
                     "a {other} sprite cannot be paused"
@@ -293,10 +303,13 @@ impl Sprites {
         let lock = self.lock_of(sprite.id);
         let _held = lock.lock().await;
         let current = self.reload(sprite).await?;
-        if current.state == "running" {
+        if current.state == SpriteState::Running {
             return Ok(current);
         }
-        if !matches!(current.state.as_str(), "paused" | "stopped" | "lost") {
+        if !matches!(
+            current.state,
+            SpriteState::Paused | SpriteState::Stopped | SpriteState::Lost
+        ) {
             return Err(ApiError::Conflict(format!(
                 "a {} sprite cannot be resumed",
                 current.state
@@ -311,7 +324,7 @@ impl Sprites {
             other => other,
         };
         resumed.map_err(driver_error)?;
-        db::sprites::set_state(&self.pool, current.id, "running", None).await?;
+        db::sprites::set_state(&self.pool, current.id, SpriteState::Running, None).await?;
         db::sprites::touch(&self.pool, current.id, activity, db::now_s()).await?;
         tracing::info!("sprite resumed");
         self.reload(sprite).await
@@ -321,20 +334,20 @@ impl Sprites {
     /// any other pause is explained.
     pub async fn wake(&self, sprite: &SpriteRow, activity: &str) -> Result<SpriteRow, ApiError> {
         self.until_started().await;
-        match (sprite.state.as_str(), sprite.pause_reason.as_deref()) {
-            ("running", _) => Ok(sprite.clone()),
-            ("paused", Some("idle")) => self.resume(sprite, activity).await,
-            ("paused", Some("budget")) => {
+        match (sprite.state, sprite.pause_reason) {
+            (SpriteState::Running, _) => Ok(sprite.clone()),
+            (SpriteState::Paused, Some(PauseReason::Idle)) => self.resume(sprite, activity).await,
+            (SpriteState::Paused, Some(PauseReason::Budget)) => {
                 self.gate.allow_run(sprite).await?;
                 Err(ApiError::Conflict(format!(
                     "sprite {:?} was paused by the budget; the budget allows it again: resume it",
                     sprite.name
                 )))
             }
-            ("paused", reason) => Err(ApiError::Conflict(format!(
+            (SpriteState::Paused, reason) => Err(ApiError::Conflict(format!(
                 "sprite {:?} is paused ({}); resume it first",
                 sprite.name,
-                reason.unwrap_or("user")
+                reason.unwrap_or(PauseReason::User)
             ))),
             (state, _) => Err(ApiError::Conflict(format!(
                 "sprite {:?} is {state}",
@@ -350,7 +363,7 @@ impl Sprites {
         let lock = self.lock_of(sprite.id);
         let _held = lock.lock().await;
         let current = self.reload(sprite).await?;
-        db::sprites::set_state(&self.pool, current.id, "deleting", None).await?;
+        db::sprites::set_state(&self.pool, current.id, SpriteState::Deleting, None).await?;
         self.driver
             .destroy(&machine(&current))
             .await
@@ -363,15 +376,5 @@ impl Sprites {
             .remove(&current.id);
         tracing::info!("sprite deleted");
         Ok(())
-    }
-}
-
-fn strength(reason: &str) -> u8 {
-    match reason {
-        "idle" => 1,
-        "user" => 2,
-        "limit" | "billing" => 3,
-        "budget" => 4,
-        _ => 0,
     }
 }

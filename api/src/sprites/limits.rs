@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use crate::config::Config;
 use crate::db;
 use crate::error::ApiError;
+use crate::names::TenantId;
 
 /// Limits in force for one tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -55,7 +56,7 @@ impl Limits {
 pub async fn effective(
     pool: &SqlitePool,
     config: &Config,
-    tenant_id: &str,
+    tenant_id: &TenantId,
 ) -> Result<Limits, ApiError> {
     let stored = db::limits::stored(pool, tenant_id).await?;
     let op = Limits::operator(config);
@@ -75,7 +76,7 @@ pub async fn effective(
 pub async fn update(
     pool: &SqlitePool,
     config: &Config,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     change: LimitsUpdate,
 ) -> Result<Limits, ApiError> {
     let op = Limits::operator(config);

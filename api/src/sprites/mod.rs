@@ -18,8 +18,9 @@ use sqlx::SqlitePool;
 use vmm_driver::{Driver, DriverError, MachineId, MachineSpec};
 
 use crate::config::Config;
-use crate::db::sprites::SpriteRow;
+use crate::db::{self, sprites::SpriteRow};
 use crate::error::ApiError;
+use crate::names::TenantId;
 
 pub use exec::ExecParams;
 
@@ -141,6 +142,24 @@ impl Sprites {
         .unwrap_or(0)
     }
 
+    /// Every live sprite of every tenant with the bytes its checkpoints hold (what the
+    /// meter lists each tick).
+    pub async fn live_with_checkpoints(&self) -> sqlx::Result<Vec<(SpriteRow, u64)>> {
+        let rows = db::sprites::all_live(&self.pool).await?;
+        let bytes: HashMap<i64, u64> = db::sprites::live_checkpoint_bytes(&self.pool)
+            .await?
+            .into_iter()
+            .map(|(id, bytes)| (id, u64::try_from(bytes).unwrap_or(0)))
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let held = bytes.get(&row.id).copied().unwrap_or(0);
+                (row, held)
+            })
+            .collect())
+    }
+
     /// The driver underneath (for usage samples).
     pub fn driver(&self) -> &Arc<dyn Driver> {
         &self.driver
@@ -155,7 +174,7 @@ impl Sprites {
             .clone()
     }
 
-    fn admission_of(&self, tenant_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn admission_of(&self, tenant_id: &TenantId) -> Arc<tokio::sync::Mutex<()>> {
         self.admission
             .lock()
             .expect("admission")
@@ -209,6 +228,14 @@ pub async fn to_completion<T: Send + 'static>(
     }
 }
 
+/// The 503 of a server whose sandbox backend cannot run here, naming why.
+pub fn unavailable(problem: Option<&str>) -> ApiError {
+    ApiError::Unavailable(format!(
+        "sprites are unavailable on this server: {}",
+        problem.unwrap_or("no backend")
+    ))
+}
+
 /// A driver failure as the caller should see it.
 pub fn driver_error(error: DriverError) -> ApiError {
     match error {
@@ -241,6 +268,9 @@ mod tests {
         let gave_up = tokio::time::timeout(Duration::from_millis(10), caller).await;
         assert!(gave_up.is_err());
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(done.load(Ordering::SeqCst), "the work was dropped with its caller");
+        assert!(
+            done.load(Ordering::SeqCst),
+            "the work was dropped with its caller"
+        );
     }
 }

@@ -9,27 +9,27 @@
 use std::collections::HashSet;
 
 use super::Sprites;
+use crate::caller::Caller;
 use crate::db::{self, sprites::SpriteRow};
 use crate::error::ApiError;
-use crate::extract::Auth;
 
 impl Sprites {
     /// The caller's sprite called `name`, refused (403) when running it would spend
     /// money outside a budget of the caller's chain.
-    pub async fn get_to_run(&self, auth: &Auth, name: &str) -> Result<SpriteRow, ApiError> {
-        let sprite = self.get(auth, name).await?;
-        self.may_run(auth, &sprite).await?;
+    pub async fn get_to_run(&self, caller: &Caller, name: &str) -> Result<SpriteRow, ApiError> {
+        let sprite = self.get(caller, name).await?;
+        self.may_run(caller, &sprite).await?;
         Ok(sprite)
     }
 
-    /// Refuses (403) when `auth` holds a budget that `sprite`'s spend does not count
+    /// Refuses (403) when `caller` holds a budget that `sprite`'s spend does not count
     /// against.
-    pub async fn may_run(&self, auth: &Auth, sprite: &SpriteRow) -> Result<(), ApiError> {
+    pub async fn may_run(&self, caller: &Caller, sprite: &SpriteRow) -> Result<(), ApiError> {
         // Sessions and unbudgeted root tokens: nothing to check, no query.
-        if auth.token.parent_id.is_none() && auth.token.budget_nanos.is_none() {
+        if caller.token.parent_id.is_none() && caller.token.budget_nanos.is_none() {
             return Ok(());
         }
-        let chain = db::tokens::chain(&self.pool, &auth.token.id).await?;
+        let chain = db::tokens::chain(&self.pool, &caller.token.id).await?;
         let budgeted: Vec<&db::tokens::TokenRow> =
             chain.iter().filter(|t| t.budget_nanos.is_some()).collect();
         if budgeted.is_empty() {

@@ -9,6 +9,7 @@ use vmm_driver::{CheckpointId, MachineState};
 
 use super::{machine, Sprites};
 use crate::db::{self, sprites::SpriteRow};
+use crate::names::SpriteState;
 
 /// What reconciliation did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -53,8 +54,9 @@ impl Sprites {
             if let Err(error) = self.reconcile_one(&sprite, found, &mut done).await {
                 tracing::error!(sprite = %sprite.name, tenant = %sprite.tenant_id, error = ?error,
                     "could not reconcile the sprite; marked stopped");
-                if !matches!(sprite.state.as_str(), "creating" | "deleting") {
-                    db::sprites::set_state(&self.pool, sprite.id, "stopped", None).await?;
+                if !matches!(sprite.state, SpriteState::Creating | SpriteState::Deleting) {
+                    db::sprites::set_state(&self.pool, sprite.id, SpriteState::Stopped, None)
+                        .await?;
                 }
             }
         }
@@ -76,11 +78,13 @@ impl Sprites {
     ) -> anyhow::Result<()> {
         let id = machine(sprite);
         {
-            if found.is_some() && !matches!(sprite.state.as_str(), "creating" | "deleting") {
+            if found.is_some()
+                && !matches!(sprite.state, SpriteState::Creating | SpriteState::Deleting)
+            {
                 done.half_made_checkpoints += self.drop_half_made_checkpoints(sprite).await?;
             }
-            match (sprite.state.as_str(), found) {
-                ("creating", _) | ("deleting", _) => {
+            match (sprite.state, found) {
+                (SpriteState::Creating, _) | (SpriteState::Deleting, _) => {
                     // Interrupted mid-way: finish by removing what exists.
                     self.driver.destroy(&id).await?;
                     db::sprites::mark_deleted(&self.pool, sprite.id, db::now_s()).await?;
@@ -88,9 +92,10 @@ impl Sprites {
                     done.finished += 1;
                 }
                 (_, None) => {
-                    if sprite.state != "lost" {
+                    if sprite.state != SpriteState::Lost {
                         tracing::error!(sprite = %sprite.name, tenant = %sprite.tenant_id, "the sprite's sandbox has vanished; marked lost");
-                        db::sprites::set_state(&self.pool, sprite.id, "lost", None).await?;
+                        db::sprites::set_state(&self.pool, sprite.id, SpriteState::Lost, None)
+                            .await?;
                         done.lost += 1;
                     }
                 }
@@ -98,7 +103,7 @@ impl Sprites {
                 // Corral was down (the cgroup counters survive a crash) and applied the
                 // rule: running sprites are frozen here and thawed by the meter
                 // (`thaw_after_start`), those the rule paused for budget excepted.
-                ("running", Some(MachineState::Running)) => {
+                (SpriteState::Running, Some(MachineState::Running)) => {
                     if let Err(error) = self.driver.pause(&id).await {
                         // The sandbox stopped under the driver (a `runsc checkpoint` of
                         // the crashed server finishing late): start it again on its disk.
@@ -111,22 +116,22 @@ impl Sprites {
                     }
                     done.frozen += 1;
                 }
-                ("running", Some(MachineState::Paused)) => done.frozen += 1,
-                ("paused", Some(MachineState::Paused)) => {}
-                ("running", Some(MachineState::Stopped)) => {
+                (SpriteState::Running, Some(MachineState::Paused)) => done.frozen += 1,
+                (SpriteState::Paused, Some(MachineState::Paused)) => {}
+                (SpriteState::Running, Some(MachineState::Stopped)) => {
                     self.driver.start(&id).await?;
                     done.repaired += 1;
                 }
-                ("paused", Some(MachineState::Running)) => {
+                (SpriteState::Paused, Some(MachineState::Running)) => {
                     self.driver.pause(&id).await?;
                     done.repaired += 1;
                 }
                 // A paused sprite whose sandbox stopped (a host restart) starts on resume.
-                ("paused", Some(MachineState::Stopped))
-                | ("lost", Some(_))
-                | ("stopped", Some(_)) => {}
+                (SpriteState::Paused, Some(MachineState::Stopped))
+                | (SpriteState::Lost, Some(_))
+                | (SpriteState::Stopped, Some(_)) => {}
                 (state, Some(found)) => {
-                    tracing::warn!(sprite = %sprite.name, state, ?found, "unexpected state left as it is");
+                    tracing::warn!(sprite = %sprite.name, %state, ?found, "unexpected state left as it is");
                 }
             }
         }
@@ -175,7 +180,7 @@ impl Sprites {
             else {
                 continue;
             };
-            if current.state != "running" {
+            if current.state != SpriteState::Running {
                 continue;
             }
             match self.driver.resume(&machine(&current)).await {
@@ -196,7 +201,7 @@ impl Sprites {
     pub async fn freeze_for_shutdown(&self) -> anyhow::Result<usize> {
         let mut frozen = 0;
         for sprite in db::sprites::all_live(&self.pool).await? {
-            if sprite.state != "running" {
+            if sprite.state != SpriteState::Running {
                 continue;
             }
             match self.driver.pause(&machine(&sprite)).await {

@@ -8,6 +8,7 @@ use vmm_driver::{DriverError, ExecRequest, MachineState};
 use super::{machine, Sprites};
 use crate::db::{self, sprites::SpriteRow};
 use crate::error::ApiError;
+use crate::names::SpriteState;
 
 /// How long the liveness probe may take before the sandbox counts as alive but busy.
 const PROBE: Duration = Duration::from_secs(5);
@@ -29,7 +30,10 @@ impl Sprites {
         let lock = self.lock_of(sprite.id);
         let _held = lock.lock().await;
         let current = db::sprites::by_id(&self.pool, &sprite.tenant_id, sprite.id).await?;
-        if current.as_ref().is_none_or(|c| c.state != "running") {
+        if current
+            .as_ref()
+            .is_none_or(|c| c.state != SpriteState::Running)
+        {
             return Ok(None);
         }
         let id = machine(sprite);
@@ -60,7 +64,7 @@ impl Sprites {
         if let Err(e) = self.driver.start(&id).await {
             // Left stopped, with the reason; `resume` starts it again.
             tracing::warn!(error = ?e, "restarting the sprite failed");
-            db::sprites::set_state(&self.pool, sprite.id, "stopped", None).await?;
+            db::sprites::set_state(&self.pool, sprite.id, SpriteState::Stopped, None).await?;
             db::sprites::touch(&self.pool, sprite.id, &activity, db::now_s()).await?;
             return Err(ApiError::Conflict(format!(
                 "sprite {:?} stopped unexpectedly ({why}) and could not be restarted; \

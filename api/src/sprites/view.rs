@@ -1,19 +1,22 @@
-//! A sprite and a checkpoint as the API shows them.
+//! A sprite and a checkpoint as the API shows them, built by the sprites service
+//! (disk use from the last metering sample, cost from the ledger).
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::Sprites;
 use crate::db::sprites::{CheckpointRow, SpriteRow};
 use crate::domain::rfc3339;
+use crate::error::ApiResult;
+use crate::names::{PauseReason, SpriteState};
 
 /// A sprite.
 #[derive(Serialize, ToSchema)]
 pub struct SpriteView {
     pub name: String,
-    /// creating, running, paused, lost, deleting.
-    pub state: String,
-    /// user, idle, budget, limit or billing when paused.
-    pub pause_reason: Option<String>,
+    pub state: SpriteState,
+    /// Set when paused.
+    pub pause_reason: Option<PauseReason>,
     pub cpus: i64,
     pub memory_mb: i64,
     pub disk_mb: i64,
@@ -46,6 +49,30 @@ impl SpriteView {
             created_by_token: row.created_by_token,
             cost_nanos,
         }
+    }
+}
+
+impl Sprites {
+    /// A sprite as the API shows it, with disk use and cost so far (as of the last
+    /// metering tick).
+    pub async fn view(&self, row: SpriteRow) -> ApiResult<SpriteView> {
+        let mut conn = self.pool.acquire().await?;
+        let cost = corral_metering::db::sprite_cost(&mut conn, row.tenant_id.as_str(), row.id)
+            .await?
+            .get();
+        Ok(self.view_with_cost(row, cost))
+    }
+
+    /// Many of one tenant's sprites, with the costs listed beside them.
+    pub fn views(&self, rows: Vec<(SpriteRow, i64)>) -> Vec<SpriteView> {
+        rows.into_iter()
+            .map(|(row, cost)| self.view_with_cost(row, cost))
+            .collect()
+    }
+
+    fn view_with_cost(&self, row: SpriteRow, cost: i64) -> SpriteView {
+        let disk = self.disk_used(&row);
+        SpriteView::new(row, disk, cost)
     }
 }
 

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use corral_metering::period::{days_from_civil, DAY_MS};
 use corral_metering::recorded::RecordedFleet;
 use corral_metering::{FleetSprite, Meter, MeterConfig, Sample};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 const SPRITES: i64 = 1000;
 const TENANTS: i64 = 100;
@@ -36,17 +35,7 @@ fn ms(d: Duration) -> f64 {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = std::env::temp_dir().join(format!("corral-meter-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let opts = SqliteConnectOptions::new()
-        .filename(dir.join("corral.db"))
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts)
-        .await?;
-    sqlx::migrate!("../migrations").run(&pool).await?;
+    let pool = corral_metering::db::sqlite::open(&dir.join("corral.db"), 4).await?;
 
     // 100 tenants with caps; each has a root token with a budget, a child of it and a
     // second root: sprites are spread over all four scopes kinds.

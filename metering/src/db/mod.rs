@@ -1,9 +1,10 @@
 //! The metering crate's SQL: small `#[instrument]`ed functions taking a connection or a
-//! transaction (`&mut *tx`). Portable SQL (upserts, `WITH RECURSIVE`, `RETURNING`).
+//! transaction (`&mut *tx`). What is SQLite's own is listed in [`sqlite`].
 
 mod budget;
 mod ledger;
 mod outbox;
+pub mod sqlite;
 mod usage;
 
 pub use budget::{

@@ -5,7 +5,6 @@
 use corral_metering::db as mdb;
 use corral_metering::period::{days_from_civil, DAY_MS};
 use corral_metering::{FleetSprite, MeterConfig, Nanos, Period, Prices, Scope};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 use tempfile::TempDir;
 
@@ -16,17 +15,9 @@ pub fn t0() -> i64 {
 
 pub async fn db() -> (TempDir, SqlitePool) {
     let dir = tempfile::tempdir().unwrap();
-    let opts = SqliteConnectOptions::new()
-        .filename(dir.path().join("corral.db"))
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
-        .max_connections(4)
-        .connect_with(opts)
+    let pool = mdb::sqlite::open(&dir.path().join("corral.db"), 4)
         .await
         .unwrap();
-    sqlx::migrate!("../migrations").run(&pool).await.unwrap();
     (dir, pool)
 }
 

@@ -1,6 +1,5 @@
-//! Credentials: password hashes (argon2id), signed bearer tokens (JWT, HS256), scopes.
+//! Credentials: password hashes (argon2id) and signed bearer tokens (JWT, HS256).
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use argon2::password_hash::{rand_core::OsRng, PasswordHasher, PasswordVerifier, SaltString};
@@ -10,105 +9,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Secret;
-
-/// What a token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Scope {
-    /// List and read sprites.
-    SpritesRead,
-    /// Create, pause, resume and delete sprites.
-    SpritesWrite,
-    /// Run commands in sprites.
-    Exec,
-    /// Read and write files in sprites.
-    Files,
-    /// Create, restore and delete checkpoints.
-    Checkpoints,
-    /// Mint child tokens.
-    TokensCreate,
-    /// Payment and invoices.
-    Billing,
-    /// Read and change the budget and limits.
-    Budget,
-}
-
-impl Scope {
-    /// Every scope, as a session token holds them.
-    pub const ALL: [Scope; 8] = [
-        Scope::SpritesRead,
-        Scope::SpritesWrite,
-        Scope::Exec,
-        Scope::Files,
-        Scope::Checkpoints,
-        Scope::TokensCreate,
-        Scope::Billing,
-        Scope::Budget,
-    ];
-
-    /// The scope's wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::SpritesRead => "sprites:read",
-            Scope::SpritesWrite => "sprites:write",
-            Scope::Exec => "exec",
-            Scope::Files => "files",
-            Scope::Checkpoints => "checkpoints",
-            Scope::TokensCreate => "tokens:create",
-            Scope::Billing => "billing",
-            Scope::Budget => "budget",
-        }
-    }
-
-    /// Parses a wire name.
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-}
-
-/// A set of scopes, stored as space-separated names.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scopes(pub BTreeSet<Scope>);
-
-impl Scopes {
-    /// Every scope.
-    pub fn all() -> Self {
-        Self(Scope::ALL.into_iter().collect())
-    }
-
-    /// Parses wire names, naming the first unknown one.
-    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
-        names
-            .into_iter()
-            .map(|n| Scope::parse(n).ok_or_else(|| format!("unknown scope {n:?}")))
-            .collect::<Result<_, _>>()
-            .map(Self)
-    }
-
-    /// Reads the stored form.
-    pub fn from_stored(stored: &str) -> Self {
-        Self(stored.split_whitespace().filter_map(Scope::parse).collect())
-    }
-
-    /// The stored form.
-    pub fn to_stored(&self) -> String {
-        self.names().join(" ")
-    }
-
-    /// Wire names in a stable order.
-    pub fn names(&self) -> Vec<&'static str> {
-        self.0.iter().map(|s| s.as_str()).collect()
-    }
-
-    /// Whether the set holds `scope`.
-    pub fn has(&self, scope: Scope) -> bool {
-        self.0.contains(&scope)
-    }
-
-    /// Whether every scope here is also in `other`.
-    pub fn is_subset(&self, other: &Scopes) -> bool {
-        self.0.is_subset(&other.0)
-    }
-}
 
 /// What a bearer token carries, signed.
 #[derive(Debug, Serialize, Deserialize)]
@@ -218,14 +118,6 @@ pub fn decoy_hash() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scopes_round_trip_and_reject_unknown_names() {
-        let scopes = Scopes::parse(["exec", "sprites:read"]).unwrap();
-        assert_eq!(Scopes::from_stored(&scopes.to_stored()), scopes);
-        assert!(scopes.is_subset(&Scopes::all()));
-        assert!(Scopes::parse(["root"]).unwrap_err().contains("root"));
-    }
 
     #[test]
     fn tokens_from_another_key_or_tampered_are_refused() {

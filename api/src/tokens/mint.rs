@@ -3,10 +3,11 @@
 
 use sqlx::SqliteConnection;
 
-use crate::auth::{fingerprint, Claims, Keys, Scopes};
+use super::auth::{fingerprint, Claims, Keys};
+use crate::caller::{Caller, Permissions};
 use crate::db::{self, tokens::TokenRow};
 use crate::error::ApiError;
-use crate::extract::Auth;
+use crate::names::TenantId;
 
 /// What a new token should be.
 pub struct NewToken {
@@ -15,7 +16,7 @@ pub struct NewToken {
     /// A name for people.
     pub name: String,
     /// What it may do.
-    pub scopes: Scopes,
+    pub scopes: Permissions,
     /// The token it was minted with (`None` for top-level tokens).
     pub parent_id: Option<String>,
     /// Unix seconds.
@@ -30,7 +31,7 @@ pub struct NewToken {
 pub async fn issue(
     conn: &mut SqliteConnection,
     keys: &Keys,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     new: NewToken,
 ) -> Result<(TokenRow, String), ApiError> {
     let now = db::now_s();
@@ -43,7 +44,7 @@ pub async fn issue(
     });
     let row = TokenRow {
         id,
-        tenant_id: tenant_id.to_string(),
+        tenant_id: tenant_id.clone(),
         parent_id: new.parent_id,
         kind: new.kind.to_string(),
         name: new.name,
@@ -64,7 +65,7 @@ pub async fn issue(
 /// A mint request as the caller asked for it.
 pub struct MintRequest {
     pub name: String,
-    pub scopes: Scopes,
+    pub scopes: Permissions,
     pub expires_in_s: Option<u64>,
     pub budget_nanos: Option<i64>,
     pub sprites: Option<Vec<String>>,
@@ -73,7 +74,7 @@ pub struct MintRequest {
 /// Checks a mint request against the minting token and fills in inherited limits.
 /// `parent_remaining` is the parent's budget left this period, when it has one.
 pub fn narrow(
-    minter: &Auth,
+    minter: &Caller,
     request: MintRequest,
     max_ttl_s: u64,
     parent_remaining: Option<i64>,
@@ -95,12 +96,12 @@ pub fn narrow(
     let mut expires_at = now.saturating_add(ttl as i64);
     let child = !minter.is_session();
     if child {
-        if !request.scopes.is_subset(&minter.scopes) {
+        if !request.scopes.is_subset(&minter.permissions) {
             let extra: Vec<_> = request
                 .scopes
                 .names()
                 .into_iter()
-                .filter(|n| !minter.scopes.names().contains(n))
+                .filter(|n| !minter.permissions.names().contains(n))
                 .collect();
             return Err(ApiError::Forbidden(format!(
                 "a child token cannot hold scopes its parent lacks: {}",

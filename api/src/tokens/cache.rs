@@ -72,7 +72,7 @@ mod tests {
     fn row(id: &str) -> TokenRow {
         TokenRow {
             id: id.into(),
-            tenant_id: "t".into(),
+            tenant_id: crate::names::TenantId("t".into()),
             parent_id: None,
             kind: "api".into(),
             name: "n".into(),
