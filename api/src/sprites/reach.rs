@@ -10,8 +10,10 @@ use std::collections::HashSet;
 
 use super::Sprites;
 use crate::caller::Caller;
-use crate::db::{self, sprites::SpriteRow};
+use crate::db::sprites::SpriteRow;
+use crate::db::tokens::TokenRow;
 use crate::error::ApiError;
+use crate::tokens;
 
 impl Sprites {
     /// The caller's sprite called `name`, refused (403) when running it would spend
@@ -29,14 +31,13 @@ impl Sprites {
         if caller.token.parent_id.is_none() && caller.token.budget_nanos.is_none() {
             return Ok(());
         }
-        let chain = db::tokens::chain(&self.pool, &caller.token.id).await?;
-        let budgeted: Vec<&db::tokens::TokenRow> =
-            chain.iter().filter(|t| t.budget_nanos.is_some()).collect();
+        let chain = tokens::chain(&self.pool, &caller.token.id).await?;
+        let budgeted: Vec<&TokenRow> = chain.iter().filter(|t| t.budget_nanos.is_some()).collect();
         if budgeted.is_empty() {
             return Ok(());
         }
         let creators = match &sprite.created_by_token {
-            Some(creator) => db::tokens::chain(&self.pool, creator).await?,
+            Some(creator) => tokens::chain(&self.pool, creator).await?,
             None => Vec::new(),
         };
         let counted: HashSet<&str> = creators.iter().map(|t| t.id.as_str()).collect();

@@ -19,6 +19,12 @@ use crate::db::{self, tokens::TokenRow};
 use crate::error::{ApiError, ApiResult};
 use crate::names::TenantId;
 
+/// A token and its ancestors, nearest first: whose budgets its spend counts against.
+/// For other services (the sprites service asks which budgets a caller carries).
+pub async fn chain(pool: &SqlitePool, token_id: &str) -> ApiResult<Vec<TokenRow>> {
+    Ok(db::tokens::chain(pool, token_id).await?)
+}
+
 /// The tokens service over one server's pool, keys and row cache.
 pub struct Tokens<'a> {
     pub(crate) pool: &'a SqlitePool,
