@@ -1,6 +1,7 @@
 //! Who is calling, as the services see it: the tenant, the token, its permissions and
-//! the sprites it is limited to; and the permissions themselves. The HTTP extractor builds one from a bearer token;
-//! code that is not a handler (schedules, a front door) builds one from a token row.
+//! the sprites it is limited to; and the permissions themselves. The HTTP extractor
+//! builds one from a bearer token; code that is not a handler (schedules, a front door)
+//! builds one from a token row.
 
 use std::collections::BTreeSet;
 
