@@ -12,21 +12,6 @@ use crate::helpers::{expect_problem_naming, expect_status, App};
 
 const LIMIT: usize = 3;
 
-async fn exec(app: &App, token: &str, cmd: &str) -> Value {
-    let out = expect_status(
-        app.post(
-            "/v1/sprites/c/exec",
-            token,
-            json!({"cmd": ["sh", "-c", cmd]}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    assert_eq!(out["exit_code"], 0, "{out}");
-    out
-}
-
 /// Files under `dir` whose names end `.tmp` or `.restore`, skipping the mounted disk
 /// and root of each machine (the sprite's own files are its business).
 fn half_made(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -106,9 +91,9 @@ async fn kill_9_mid_checkpoint_and_mid_restore_leaves_nothing_half_made() {
     )
     .await;
     // 100 MB of data that does not compress: a checkpoint takes a while to copy.
-    exec(
-        &app,
+    app.sh_ok(
         &token,
+        "c",
         "dd if=/dev/urandom of=/root/data bs=1M count=100 2>/dev/null && sync",
     )
     .await;
@@ -143,7 +128,7 @@ async fn kill_9_mid_checkpoint_and_mid_restore_leaves_nothing_half_made() {
             .await;
             assert_eq!(restored["state"], "running", "{restored}");
         }
-        exec(&app, &token, "test -s /root/data").await;
+        app.sh_ok(&token, "c", "test -s /root/data").await;
     }
 
     // The limit counts only real checkpoints.
@@ -182,7 +167,7 @@ async fn kill_9_mid_checkpoint_and_mid_restore_leaves_nothing_half_made() {
         .await;
         app.start().await;
         assert_nothing_half_made(&app);
-        exec(&app, &token, "test -s /root/data").await;
+        app.sh_ok(&token, "c", "test -s /root/data").await;
     }
     assert_eq!(checkpoints(&app, &token).await.len(), LIMIT);
 

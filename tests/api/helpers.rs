@@ -193,6 +193,13 @@ impl App {
         expect_status(self.exec(token, sprite, cmd).await, 200).await
     }
 
+    /// Runs `sh -c script` in `sprite`, expecting it to succeed; returns the answer.
+    pub async fn sh_ok(&self, token: &str, sprite: &str, script: &str) -> Value {
+        let out = self.exec_ok(token, sprite, &["sh", "-c", script]).await;
+        assert_eq!(out["exit_code"], 0, "{out}");
+        out
+    }
+
     /// Mints a token with `token` and returns the answer.
     pub async fn mint(&self, token: &str, body: Value) -> Value {
         expect_status(self.post("/v1/tokens", token, body).await, 201).await

@@ -14,21 +14,6 @@ use crate::helpers::{expect_problem, expect_status};
 /// the cap is mostly spent on.
 const CPU: i64 = CPU_PRICE / 10;
 
-async fn exec(app: &App, token: &str, name: &str, cmd: &str) -> serde_json::Value {
-    let out = expect_status(
-        app.post(
-            &format!("/v1/sprites/{name}/exec"),
-            token,
-            json!({"cmd": ["sh", "-c", cmd]}),
-        )
-        .await,
-        200,
-    )
-    .await;
-    assert_eq!(out["exit_code"], 0, "{out}");
-    out
-}
-
 #[tokio::test]
 async fn dd_at_full_speed_never_commits_past_the_cap() {
     let app = spawn(&[("CORRAL_PRICE_CPU_NANOS_PER_CPU_S", CPU.to_string())]).await;
@@ -62,8 +47,7 @@ async fn dd_at_full_speed_never_commits_past_the_cap() {
     set_budget(&app, &token, json!({"cap_nanos": cap})).await;
 
     // ... then fills 900 MB as fast as it can and spins.
-    exec(
-        &app,
+    app.sh_ok(
         &token,
         "dd",
         "(nohup sh -c 'dd if=/dev/zero of=/root/big bs=1M count=900 conv=fsync 2>/dev/null; \
@@ -115,7 +99,7 @@ async fn dd_at_full_speed_never_commits_past_the_cap() {
         200,
     )
     .await;
-    let out = exec(&app, &token, "dd", "stat -c %s /root/big").await;
+    let out = app.sh_ok(&token, "dd", "stat -c %s /root/big").await;
     let size: i64 = out["stdout"].as_str().unwrap().trim().parse().unwrap();
     assert!(size > 100_000_000, "{out}");
     expect_status(app.delete("/v1/sprites/dd", &token).await, 204).await;
