@@ -152,7 +152,17 @@ impl Page<'_> {
     async fn text_where(&self, css: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let text = self.displayed(css).await?.text().await?;
+            // The page re-renders its lists every few seconds: an element found a moment
+            // ago may be replaced (stale) before its text is read; find it again.
+            let text = match self.displayed(css).await?.text().await {
+                Ok(text) => text,
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("reading {css} again: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
             if ok(&text) {
                 return Ok(text);
             }
@@ -172,18 +182,39 @@ impl Page<'_> {
 
     async fn gone_from_view(&self, css: &str) -> Result<()> {
         let deadline = Instant::now() + WAIT;
-        while self.0.find(Locator::Css(css)).await?.is_displayed().await? {
+        // A replaced (stale) element counts as still shown: look again.
+        while self
+            .0
+            .find(Locator::Css(css))
+            .await?
+            .is_displayed()
+            .await
+            .unwrap_or(true)
+        {
             ensure!(Instant::now() < deadline, "{css} is still shown");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Ok(())
     }
 
+    /// Types `text` into `css`, again if the input was replaced while typing.
     async fn fill(&self, css: &str, text: &str) -> Result<()> {
-        let input = self.displayed(css).await?;
-        input.clear().await?;
-        input.send_keys(text).await?;
-        Ok(())
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let input = self.displayed(css).await?;
+            let typed = match input.clear().await {
+                Ok(()) => input.send_keys(text).await,
+                Err(error) => Err(error),
+            };
+            match typed {
+                Ok(()) => return Ok(()),
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("filling {css} again: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Clicks `css`, again if the element was replaced between finding and clicking.
