@@ -9,4 +9,4 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
 echo "==> cargo test"
-cargo test --workspace --lib --bins --tests 2>&1
+cargo test --workspace --lib --bins --tests --no-fail-fast 2>&1
