@@ -1,4 +1,4 @@
-//! The `corral` binary: the server (`serve`), the base image builder (`image`), the
+//! The `corral` binary: the server (`serve`), the image builder (`image build`), the
 //! in-sprite agent (`agent`), and the command-line client (every other command).
 
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ enum Command {
         #[arg(long, env = "CORRAL_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Build (or rebuild) the sandbox base image from Debian packages.
+    /// Images: build them on this host; list, save and delete them through the API.
     #[command(subcommand)]
     Image(ImageCommand),
     #[command(flatten)]
@@ -34,12 +34,26 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ImageCommand {
-    /// Run debootstrap into the image directory, showing its progress.
+    /// Build (or rebuild) an image on this host from Debian packages, showing progress.
+    ///
+    /// Without --from, debootstrap makes Debian bookworm's minimal base; --packages are
+    /// then installed with apt inside it. `corral image build default` alone builds the
+    /// practical developer image (over `minimal`, built first if missing).
     Build {
+        /// The image's name (`minimal`, `default`, or any other).
+        name: String,
+        /// Debian packages to install, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        packages: Vec<String>,
+        /// Start from this image instead of a fresh debootstrap.
+        #[arg(long)]
+        from: Option<String>,
         /// Where images are kept (default: $CORRAL_IMAGE_DIR, else DATA_DIR/images).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    #[command(flatten)]
+    Client(corral_cli::ImageCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,7 +70,15 @@ fn main() -> anyhow::Result<()> {
                 corral_api::run(Config::load(config.as_deref())?).await?;
                 Ok::<i32, anyhow::Error>(0)
             }
-            Command::Image(ImageCommand::Build { dir }) => build_image(dir).await,
+            Command::Image(ImageCommand::Build {
+                name,
+                packages,
+                from,
+                dir,
+            }) => build_image(name, packages, from, dir).await,
+            Command::Image(ImageCommand::Client(command)) => {
+                Ok(corral_cli::image(cli.global, command).await)
+            }
             Command::Client(command) => Ok(corral_cli::main(cli.global, command).await),
         }
     })?;
@@ -64,18 +86,42 @@ fn main() -> anyhow::Result<()> {
     std::process::exit(code)
 }
 
-/// Builds the base image where the server will look for it.
-async fn build_image(dir: Option<PathBuf>) -> anyhow::Result<i32> {
+/// Builds an image where the server will look for it.
+async fn build_image(
+    name: String,
+    packages: Vec<String>,
+    from: Option<String>,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<i32> {
+    use vmm_driver::gvisor::image;
     let dir = match dir {
         Some(dir) => dir,
         None => Config::load(None)?.image_dir(),
     };
-    let started = std::time::Instant::now();
-    let built = vmm_driver::gvisor::image::build(&dir, |line| eprintln!("  {line}")).await?;
-    eprintln!(
-        "base image ready at {} in {:.0} s",
-        built.display(),
-        started.elapsed().as_secs_f64()
-    );
+    let mut requests = vec![image::BuildRequest {
+        name,
+        packages,
+        from,
+    }];
+    if requests[0].name == image::DEFAULT
+        && requests[0].packages.is_empty()
+        && requests[0].from.is_none()
+    {
+        requests[0] = image::BuildRequest::default_image();
+        if image::current(&dir, image::MINIMAL).is_err() {
+            requests.insert(0, image::BuildRequest::minimal());
+        }
+    }
+    for request in requests {
+        let started = std::time::Instant::now();
+        eprintln!("==> building image {:?} in {}", request.name, dir.display());
+        let built = image::build(&dir, &request, |line| eprintln!("  {line}")).await?;
+        eprintln!(
+            "image {:?} ready at {} in {:.0} s",
+            request.name,
+            built.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     Ok(0)
 }

@@ -159,6 +159,7 @@ settings! {
     max_total_memory_mb: u64 = 8192, "CORRAL_MAX_TOTAL_MEMORY_MB", "Operator maximum: memory of a tenant's running sprites.";
     max_disk_mb_per_sprite: u64 = 10_240, "CORRAL_MAX_DISK_MB_PER_SPRITE", "Operator maximum: disk of one sprite.";
     max_checkpoints_per_sprite: u32 = 20, "CORRAL_MAX_CHECKPOINTS_PER_SPRITE", "Operator maximum: checkpoints kept per sprite.";
+    default_image: String = "default".into(), "CORRAL_DEFAULT_IMAGE", "Image of a sprite created without `image` (built with `corral image build`).";
     default_cpus: u32 = 1, "CORRAL_DEFAULT_CPUS", "vCPUs of a sprite created without `cpus`.";
     default_memory_mb: u64 = 512, "CORRAL_DEFAULT_MEMORY_MB", "Memory of a sprite created without `memory_mb`.";
     default_disk_mb: u64 = 1024, "CORRAL_DEFAULT_DISK_MB", "Disk of a sprite created without `disk_mb`.";

@@ -72,10 +72,11 @@ pub fn router(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
-        // Exec, files and checkpoints run as long as their own limits allow.
+        // Exec, files, checkpoints and images run as long as their own limits allow.
         .merge(routes::exec::router())
         .merge(routes::files::router(state.config.max_file_bytes))
         .merge(routes::checkpoints::router())
+        .merge(routes::images::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let cors = CorsLayer::new()

@@ -68,6 +68,21 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             let gate: Arc<dyn BudgetGate> = Arc::new(money::MeterGate::new(pool.clone(), &config));
             let sprites = Arc::new(Sprites::new(pool.clone(), driver, config.clone(), gate));
             sprites.reconcile().await?;
+            sprites.collect_images().await?;
+            let _ = std::fs::remove_dir_all(crate::sprites::export::scratch_dir(&config.data_dir));
+            if !sprites
+                .driver()
+                .images()
+                .iter()
+                .any(|i| i.name == config.default_image)
+            {
+                tracing::error!(
+                    image = %config.default_image,
+                    "the default image is not built: creates without `image` answer 503 until \
+                     `corral image build {}` has run",
+                    config.default_image
+                );
+            }
             (Some(sprites), None)
         }
         Err(error) => {

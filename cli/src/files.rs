@@ -134,10 +134,10 @@ async fn download(client: &Client, name: &str, path: &str, to: Place) -> anyhow:
         spinner.set_total(total);
     }
     let counter = spinner.counter();
-    let mut chunks = response.bytes_stream();
     let target = match to {
         Place::Local(local) => local_target(&local, path)?,
         _ => {
+            let mut chunks = response.bytes_stream();
             let mut stdout = tokio::io::stdout();
             while let Some(chunk) = chunks.next().await {
                 let chunk = chunk.map_err(|e| client.transport(e))?;
@@ -147,9 +147,22 @@ async fn download(client: &Client, name: &str, path: &str, to: Place) -> anyhow:
             return Ok(0);
         }
     };
-    // Into a file beside the target, renamed at the end: a broken transfer never
-    // leaves a truncated file under the real name.
-    let part = part_path(&target);
+    let got = to_file(client, response, &target, &counter).await?;
+    spinner.finish();
+    println!("copied {} to {}", output::bytes(got), target.display());
+    Ok(0)
+}
+
+/// Writes a download into a file beside `target`, renamed at the end: a broken transfer
+/// never leaves a truncated file under the real name. Returns the bytes written.
+pub async fn to_file(
+    client: &Client,
+    response: reqwest::Response,
+    target: &Path,
+    counter: &AtomicU64,
+) -> anyhow::Result<u64> {
+    let mut chunks = response.bytes_stream();
+    let part = part_path(target);
     let written = async {
         let mut file = tokio::fs::File::create(&part)
             .await
@@ -160,7 +173,7 @@ async fn download(client: &Client, name: &str, path: &str, to: Place) -> anyhow:
             counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }
         file.sync_all().await?;
-        tokio::fs::rename(&part, &target).await?;
+        tokio::fs::rename(&part, target).await?;
         anyhow::Ok(())
     }
     .await;
@@ -168,10 +181,7 @@ async fn download(client: &Client, name: &str, path: &str, to: Place) -> anyhow:
         let _ = tokio::fs::remove_file(&part).await;
         return Err(e.context(format!("cannot write {}", target.display())));
     }
-    let got = counter.load(Ordering::Relaxed);
-    spinner.finish();
-    println!("copied {} to {}", output::bytes(got), target.display());
-    Ok(0)
+    Ok(counter.load(Ordering::Relaxed))
 }
 
 /// The local file to write: into a directory under the remote file's name.

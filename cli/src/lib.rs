@@ -12,6 +12,7 @@ mod client;
 mod config;
 mod exec;
 mod files;
+mod images;
 mod limits;
 mod output;
 mod prices;
@@ -20,6 +21,8 @@ mod sprites;
 mod tokens;
 
 use clap::{Args, Subcommand};
+
+pub use images::ImageCommand;
 
 /// What `corral --help` says after the commands.
 pub const AFTER_HELP: &str = "\
@@ -82,6 +85,21 @@ pub enum Command {
         /// The sprite's name.
         name: String,
     },
+    /// Make a new sprite with the same disk and memory as a running one (its processes
+    /// run on in both).
+    Fork {
+        /// The sprite to fork.
+        sprite: String,
+        /// The new sprite's name.
+        name: String,
+    },
+    /// Write a sprite's filesystem to FILE as an OCI image archive (for skopeo, podman).
+    Export {
+        /// The sprite's name.
+        sprite: String,
+        /// The archive to write.
+        file: std::path::PathBuf,
+    },
     /// Delete a sprite with its disk and checkpoints.
     Rm {
         /// The sprite's name.
@@ -119,6 +137,22 @@ pub async fn main(global: Global, command: Command) -> i32 {
     }
 }
 
+/// Runs an `image` client command (`corral image ls|save|rm`).
+pub async fn image(global: Global, command: ImageCommand) -> i32 {
+    let run = async {
+        let client = client::Client::from_global(&global)?;
+        client.require_token()?;
+        images::run(&client, command, global.json).await
+    };
+    match run.await {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {}", one_line(&error));
+            1
+        }
+    }
+}
+
 fn one_line(error: &anyhow::Error) -> String {
     format!("{error:#}").replace('\n', " ")
 }
@@ -142,6 +176,8 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Pause { name } => sprites::pause(&authed()?, &name, json).await,
         Command::Resume { name } => sprites::resume(&authed()?, &name, json).await,
         Command::Rm { name } => sprites::remove(&authed()?, &name, json).await,
+        Command::Fork { sprite, name } => images::fork(&authed()?, &sprite, &name, json).await,
+        Command::Export { sprite, file } => images::export(&authed()?, &sprite, file).await,
         Command::Exec(args) => exec::exec(&authed()?, args, json).await,
         Command::Console(args) => exec::console(&authed()?, args).await,
         Command::Cp(args) => files::copy(&authed()?, args).await,

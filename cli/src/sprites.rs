@@ -21,6 +21,9 @@ pub struct CreateArgs {
     /// Disk in MB.
     #[arg(long)]
     disk_mb: Option<u64>,
+    /// The image to make it from (`corral image ls`; the server's default when omitted).
+    #[arg(long)]
+    image: Option<String>,
     /// Seconds without activity before the sprite pauses itself (0 = never).
     #[arg(long)]
     idle_timeout_s: Option<u64>,
@@ -36,6 +39,9 @@ const CREATE_TRIES: u32 = 3;
 pub async fn create(client: &Client, args: CreateArgs, json: bool) -> anyhow::Result<i32> {
     let mut body = Map::new();
     body.insert("name".into(), json!(args.name));
+    if let Some(image) = &args.image {
+        body.insert("image".into(), json!(image));
+    }
     let optional = [
         ("cpus", args.cpus.map(u64::from)),
         ("memory_mb", args.memory_mb),
@@ -99,6 +105,7 @@ pub async fn list(client: &Client, json: bool) -> anyhow::Result<i32> {
             vec![
                 field(s, "name"),
                 state(s),
+                field(s, "image"),
                 field(s, "cpus"),
                 mb(s, "memory_mb"),
                 disk(s),
@@ -112,6 +119,7 @@ pub async fn list(client: &Client, json: bool) -> anyhow::Result<i32> {
         &[
             "NAME",
             "STATE",
+            "IMAGE",
             "CPUS",
             "MEMORY",
             "DISK",
@@ -180,6 +188,7 @@ pub fn print_sprite(sprite: &Value, json: bool) {
     let mut lines = vec![
         ("name", field(sprite, "name")),
         ("state", state(sprite)),
+        ("image", field(sprite, "image")),
         ("cpus", field(sprite, "cpus")),
         ("memory", mb(sprite, "memory_mb")),
         ("disk", disk(sprite)),
@@ -190,8 +199,9 @@ pub fn print_sprite(sprite: &Value, json: bool) {
         ("cost", output::money(sprite, "cost_nanos")),
     ];
     // Fields beyond the documented ones (e.g. what kept it awake) are shown as they come.
-    const SHOWN: [&str; 12] = [
+    const SHOWN: [&str; 13] = [
         "name",
+        "image",
         "state",
         "pause_reason",
         "cpus",

@@ -54,10 +54,55 @@ impl CheckpointId {
         Self(format!("c{key:016x}"))
     }
 
+    /// The source's checkpoint a fork into machine `fork` is made from.
+    pub fn for_fork(fork: &MachineId) -> Self {
+        Self(format!("f{}", &fork.0[1..]))
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A saved image's identity on its backend (same fixed-width rule as [`MachineId`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ImageId(String);
+
+impl ImageId {
+    /// The id for a saved image's numeric key.
+    pub fn from_key(key: u64) -> Self {
+        Self(format!("i{key:016x}"))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The image a machine's root starts from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImageRef {
+    /// One of the operator's images, by name (`default`, `minimal`, …).
+    Operator(String),
+    /// An image saved from a machine with [`Driver::save_image`].
+    Saved(ImageId),
+}
+
+/// One of the operator's images.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// Its name.
+    pub name: String,
+    /// Bytes it occupies.
+    pub size_bytes: u64,
+    /// Debian packages installed over the minimal base.
+    pub packages: Vec<String>,
+    /// Unix seconds when it was built.
+    pub built_at: i64,
+    /// How long its build took, in seconds.
+    pub build_secs: u64,
 }
 
 /// What a machine is made of.
@@ -65,6 +110,8 @@ impl CheckpointId {
 pub struct MachineSpec {
     /// The machine's id.
     pub id: MachineId,
+    /// The image its root starts from.
+    pub image: ImageRef,
     /// Virtual CPUs (a CPU quota of this many cores).
     pub cpus: u32,
     /// Memory limit in MiB.
@@ -254,6 +301,26 @@ pub trait Driver: Send + Sync {
     /// Removes a checkpoint.
     async fn delete_checkpoint(&self, id: &MachineId, checkpoint: &CheckpointId) -> Result<()>;
 
+    /// A new machine (`spec`'s id, CPUs and memory) with the same disk and memory as
+    /// `source`, whose processes go on in both; it is left running and `source` in the
+    /// state it was in. The new machine's disk is the size of the source's.
+    async fn fork(&self, source: &MachineId, spec: &MachineSpec) -> Result<()>;
+
+    /// The operator's images.
+    fn images(&self) -> Vec<ImageInfo>;
+    /// Saves the machine's files (its changes over its image) as a new image that
+    /// machines can be created from; returns the bytes it occupies. The machine is in
+    /// the same state afterwards.
+    async fn save_image(&self, id: &MachineId, image: &ImageId) -> Result<u64>;
+    /// Deletes a saved image: at once when nothing stands on it, else as soon as the
+    /// last machine (or saved image) made from it is destroyed.
+    async fn delete_image(&self, image: &ImageId) -> Result<()>;
+    /// Whether a saved image's files still exist (deleted ones are held while used).
+    fn image_exists(&self, image: &ImageId) -> bool;
+    /// Writes the machine's whole filesystem (image and changes) as a tar archive to
+    /// `dst`, a file on this host. A running machine is frozen while it is read.
+    async fn export(&self, id: &MachineId, dst: &std::path::Path) -> Result<()>;
+
     /// Cumulative usage, from files held open: cheap enough to call every second for
     /// every machine.
     fn usage(&self, id: &MachineId) -> Result<UsageSample>;
@@ -268,7 +335,7 @@ pub struct DriverConfig {
     pub kind: String,
     /// Where machines, disks and checkpoints live.
     pub state_dir: PathBuf,
-    /// Where the shared base images are cached.
+    /// Where the operator's images are built.
     pub image_dir: PathBuf,
     /// The program started inside each machine to run commands (the `corral` binary,
     /// whose `agent` subcommand speaks the exec protocol).

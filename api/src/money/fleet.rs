@@ -1,6 +1,7 @@
 //! The meter's view of the sprites service: every live sprite, cheap usage samples
-//! from the driver (disk plus checkpoints), pausing for budget, and thawing what
-//! start-up reconciliation froze once the first tick has billed the outage.
+//! from the driver (disk plus checkpoints), every stored tenant image (disk alone, as
+//! ledger item `-images.id`), pausing for budget, and thawing what start-up
+//! reconciliation froze once the first tick has billed the outage.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +26,8 @@ struct Known {
 pub struct SpritesFleet {
     sprites: Arc<Sprites>,
     known: Mutex<HashMap<i64, Known>>,
+    /// Stored tenant images by ledger item id (`-images.id`): their bytes.
+    images: Mutex<HashMap<i64, u64>>,
     /// Whether the sprites frozen at start-up have been let run again.
     thawed: AtomicBool,
 }
@@ -35,6 +38,7 @@ impl SpritesFleet {
         Self {
             sprites,
             known: Mutex::default(),
+            images: Mutex::default(),
             thawed: AtomicBool::new(false),
         }
     }
@@ -55,7 +59,8 @@ pub fn disk_bytes(disk_mb: i64) -> u64 {
 impl Fleet for SpritesFleet {
     async fn sprites(&self) -> Result<Vec<FleetSprite>, FleetError> {
         let rows = self.sprites.live_with_checkpoints().await?;
-        let fleet = rows
+        let images = self.sprites.stored_images().await?;
+        let mut fleet: Vec<FleetSprite> = rows
             .iter()
             .map(|(row, checkpoint_bytes)| FleetSprite {
                 sprite_id: row.id,
@@ -67,6 +72,21 @@ impl Fleet for SpritesFleet {
                 memory_mb: u32::try_from(row.memory_mb).unwrap_or(u32::MAX),
                 reserve_bytes: disk_bytes(row.disk_mb).saturating_add(*checkpoint_bytes),
             })
+            .collect();
+        // A stored image costs what its bytes cost, to the token that saved it.
+        fleet.extend(images.iter().map(|image| FleetSprite {
+            sprite_id: -image.id,
+            tenant_id: image.tenant_id.0.clone(),
+            name: format!("image:{}", image.name),
+            created_by_token: image.created_by_token.clone(),
+            running: false,
+            cpus: 0,
+            memory_mb: 0,
+            reserve_bytes: u64::try_from(image.size_bytes).unwrap_or(0),
+        }));
+        *self.images.lock().expect("fleet") = images
+            .iter()
+            .map(|i| (-i.id, u64::try_from(i.size_bytes).unwrap_or(0)))
             .collect();
         let known = rows
             .into_iter()
@@ -84,6 +104,13 @@ impl Fleet for SpritesFleet {
     }
 
     fn sample(&self, sprite_id: i64) -> Option<Sample> {
+        if sprite_id < 0 {
+            let bytes = *self.images.lock().expect("fleet").get(&sprite_id)?;
+            return Some(Sample {
+                disk_bytes: bytes,
+                ..Sample::default()
+            });
+        }
         let known = self.known.lock().expect("fleet");
         let entry = known.get(&sprite_id)?;
         let usage = self.sprites.driver().usage(&entry.machine).ok()?;

@@ -5,6 +5,7 @@ pub mod checkpoints;
 pub mod exec;
 pub mod files;
 pub mod health;
+pub mod images;
 pub mod limits;
 pub mod money;
 pub mod sprites;

@@ -20,6 +20,8 @@ pub struct CreateSprite {
     pub memory_mb: Option<i64>,
     pub disk_mb: Option<i64>,
     pub idle_timeout_s: Option<i64>,
+    /// The image to make it from (`GET /v1/images`); the operator's default when absent.
+    pub image: Option<String>,
 }
 
 fn in_range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, ApiError> {
@@ -56,6 +58,9 @@ impl Sprites {
                 ));
             }
         }
+        let image = self
+            .choose_image(&caller.tenant_id, request.image.as_deref())
+            .await?;
         let limits = limits::effective(&self.pool, &self.config, &caller.tenant_id).await?;
         let default_idle = limits.default_idle_timeout_s;
         let disk_mb = in_range(
@@ -104,39 +109,14 @@ impl Sprites {
             created_at: now,
             last_active_at: now,
             last_activity: "create".into(),
+            image: image.name,
+            image_id: image.image_id,
         };
+        if let Some(done) = self
+            .register(caller, &limits, &mut row, idempotency_key)
+            .await?
         {
-            let admission = self.admission_of(&caller.tenant_id);
-            let _admitted = admission.lock().await;
-            // Under the admission lock: concurrent creates sharing a key see each other.
-            if let Some(key) = idempotency_key {
-                if let Some(done) = self.replay(caller, key, &row.name).await? {
-                    return Ok((done, false));
-                }
-            }
-            if db::sprites::by_name(&self.pool, &caller.tenant_id, &row.name)
-                .await?
-                .is_some()
-            {
-                return Err(ApiError::Conflict(format!(
-                    "a sprite named {:?} already exists",
-                    row.name
-                )));
-            }
-            self.check_room(&caller.tenant_id, &limits, &row).await?;
-            self.gate.allow_run(&row).await?;
-            let mut tx = self.pool.begin().await?;
-            let Some(id) = db::sprites::insert(&mut tx, &row).await? else {
-                return Err(ApiError::Conflict(format!(
-                    "a sprite named {:?} already exists",
-                    row.name
-                )));
-            };
-            if let Some(key) = idempotency_key {
-                db::sprites::remember_idempotency(&mut tx, &caller.tenant_id, key, id, now).await?;
-            }
-            tx.commit().await?;
-            row.id = id;
+            return Ok((done, false));
         }
         let spec = spec_of(&row);
         let started = async {
@@ -144,16 +124,67 @@ impl Sprites {
             self.driver.start(&spec.id).await
         }
         .await;
+        self.started_or_removed(&mut row, started).await?;
+        tracing::info!(id = row.id, "sprite created");
+        Ok((row, true))
+    }
+
+    /// Inserts a new sprite's row (`creating`) once it fits the tenant's scaling limits
+    /// and budget, under the tenant's admission lock; with an idempotency key, the
+    /// sprite an earlier call made instead, when there was one.
+    pub(super) async fn register(
+        &self,
+        caller: &Caller,
+        limits: &Limits,
+        row: &mut SpriteRow,
+        idempotency_key: Option<&str>,
+    ) -> Result<Option<SpriteRow>, ApiError> {
+        let admission = self.admission_of(&caller.tenant_id);
+        let _admitted = admission.lock().await;
+        // Under the admission lock: concurrent creates sharing a key see each other.
+        if let Some(key) = idempotency_key {
+            if let Some(done) = self.replay(caller, key, &row.name).await? {
+                return Ok(Some(done));
+            }
+        }
+        let taken = || ApiError::Conflict(format!("a sprite named {:?} already exists", row.name));
+        if db::sprites::by_name(&self.pool, &caller.tenant_id, &row.name)
+            .await?
+            .is_some()
+        {
+            return Err(taken());
+        }
+        self.check_room(&caller.tenant_id, limits, row).await?;
+        self.gate.allow_run(row).await?;
+        let mut tx = self.pool.begin().await?;
+        let Some(id) = db::sprites::insert(&mut tx, row).await? else {
+            return Err(taken());
+        };
+        if let Some(key) = idempotency_key {
+            let now = row.created_at;
+            db::sprites::remember_idempotency(&mut tx, &caller.tenant_id, key, id, now).await?;
+        }
+        tx.commit().await?;
+        row.id = id;
+        Ok(None)
+    }
+
+    /// Marks a new sprite running when its machine `started`, else removes the machine
+    /// and the row and answers the driver's error.
+    pub(super) async fn started_or_removed(
+        &self,
+        row: &mut SpriteRow,
+        started: Result<(), DriverError>,
+    ) -> Result<(), ApiError> {
         if let Err(error) = started {
-            tracing::warn!(error = ?error, "creating the machine failed; removing it");
-            let _ = self.driver.destroy(&spec.id).await;
+            tracing::warn!(error = ?error, "making the machine failed; removing it");
+            let _ = self.driver.destroy(&machine(row)).await;
             db::sprites::mark_deleted(&self.pool, row.id, db::now_s()).await?;
             return Err(driver_error(error));
         }
         db::sprites::set_state(&self.pool, row.id, SpriteState::Running, None).await?;
         row.state = SpriteState::Running;
-        tracing::info!(id = row.id, "sprite created");
-        Ok((row, true))
+        Ok(())
     }
 
     /// Lets a stopped or paused sprite run again: within the tenant's scaling limits and
@@ -369,6 +400,9 @@ impl Sprites {
             .await
             .map_err(driver_error)?;
         db::sprites::mark_deleted(&self.pool, current.id, db::now_s()).await?;
+        if let Err(error) = self.collect_images().await {
+            tracing::warn!(%error, "could not check deleted images");
+        }
         self.locks.lock().expect("locks").remove(&current.id);
         self.disk_seen
             .lock()

@@ -3,9 +3,13 @@
 
 mod checkpoints;
 mod exec;
+pub mod export;
+mod fork;
 pub mod idle;
+pub mod images;
 pub mod lifecycle;
 pub mod limits;
+pub mod oci;
 mod reach;
 mod reconcile;
 mod recover;
@@ -75,6 +79,7 @@ pub fn machine(sprite: &SpriteRow) -> MachineId {
 pub fn spec_of(sprite: &SpriteRow) -> MachineSpec {
     MachineSpec {
         id: machine(sprite),
+        image: images::image_ref(sprite),
         cpus: sprite.cpus as u32,
         memory_mb: sprite.memory_mb as u64,
         disk_mb: sprite.disk_mb as u64,

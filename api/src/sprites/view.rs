@@ -15,6 +15,8 @@ use crate::names::{PauseReason, SpriteState};
 pub struct SpriteView {
     pub name: String,
     pub state: SpriteState,
+    /// The image it was made from (`GET /v1/images`).
+    pub image: String,
     /// Set when paused.
     pub pause_reason: Option<PauseReason>,
     pub cpus: i64,
@@ -37,6 +39,7 @@ impl SpriteView {
         Self {
             name: row.name,
             state: row.state,
+            image: row.image,
             pause_reason: row.pause_reason,
             cpus: row.cpus,
             memory_mb: row.memory_mb,

@@ -333,8 +333,8 @@ pub async fn live_scopes(
         .await
 }
 
-/// Which of these sprite ids have a row in `sprites` (the ledger's foreign key): a
-/// sprite the database does not know must not poison every tick.
+/// Which of these ledger items the database knows: sprites (`sprites.id`) and tenant
+/// images (`-images.id`). An item it does not know must not poison every tick.
 #[tracing::instrument(skip_all, fields(sprites = ids.len()))]
 pub async fn known_sprites(
     conn: &mut SqliteConnection,
@@ -343,6 +343,8 @@ pub async fn known_sprites(
     let mut out = std::collections::HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT id FROM sprites WHERE id IN ");
+        push_ids(&mut qb, chunk);
+        qb.push(" UNION ALL SELECT -id FROM images WHERE -id IN ");
         push_ids(&mut qb, chunk);
         let rows: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
         out.extend(rows);

@@ -14,7 +14,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vmm_driver::{CheckpointId, Driver, DriverConfig, ExecRequest, MachineId, MachineSpec};
+use vmm_driver::{
+    CheckpointId, Driver, DriverConfig, ExecRequest, ImageId, ImageRef, MachineId, MachineSpec,
+};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -59,6 +61,9 @@ fn scratch(what: &str) -> Res<PathBuf> {
     Ok(dir)
 }
 
+/// The operator image every machine of the benchmark is made from.
+const IMAGE: &str = "default";
+
 fn image_dir() -> PathBuf {
     std::env::var_os("CORRAL_IMAGE_DIR")
         .map(PathBuf::from)
@@ -70,7 +75,7 @@ fn image_dir() -> PathBuf {
 fn raw(runs: usize) -> Res<()> {
     let work = scratch("raw")?;
     let root = work.join("runsc");
-    let base = image_dir().join("base").canonicalize()?;
+    let base = image_dir().join(IMAGE).canonicalize()?;
     let mut res: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
     for i in 0..runs {
         let id = format!("r{:016x}", 0xbe00 + i);
@@ -243,6 +248,7 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
     let root = state.join("runsc");
     let spec = |key: u64| MachineSpec {
         id: MachineId::from_key(((std::process::id() as u64) << 24) + key),
+        image: ImageRef::Operator(IMAGE.into()),
         cpus: 1,
         memory_mb: 256,
         disk_mb: 256,

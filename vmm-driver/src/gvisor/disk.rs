@@ -78,7 +78,13 @@ pub async fn mount_image(img: &Path, dir: &Path) -> Result<()> {
 }
 
 /// Mounts the overlay root at `target` unless it is mounted already.
-pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> Result<()> {
+/// `lowers` are the read-only layers, top first.
+pub fn mount_overlay(
+    lowers: &[std::path::PathBuf],
+    upper: &Path,
+    work: &Path,
+    target: &Path,
+) -> Result<()> {
     if is_mountpoint(target) {
         return Ok(());
     }
@@ -86,9 +92,10 @@ pub fn mount_overlay(lower: &Path, upper: &Path, work: &Path, target: &Path) -> 
     for d in [upper, work, target] {
         std::fs::create_dir_all(d).map_err(wrap)?;
     }
+    let lower: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
     let opts = format!(
         "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
+        lower.join(":"),
         upper.display(),
         work.display()
     );

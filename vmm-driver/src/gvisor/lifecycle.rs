@@ -8,11 +8,11 @@ use tracing::{info, instrument, warn};
 use super::machine::{Machine, Meta, Paths};
 use super::runsc::Stdio3;
 use super::sandbox::{launch, mount, open_log, socket_pair, teardown, unmount};
-use super::{bundle, cgroup, disk, image, Gvisor};
+use super::{bundle, cgroup, disk, image, saved, Gvisor};
 use crate::agent::AgentClient;
-use crate::{DriverError, MachineId, MachineInfo, MachineSpec, MachineState, Result};
+use crate::{DriverError, ImageRef, MachineId, MachineInfo, MachineSpec, MachineState, Result};
 
-fn validate(spec: &MachineSpec) -> Result<()> {
+pub(super) fn validate(spec: &MachineSpec) -> Result<()> {
     if spec.cpus == 0 || spec.cpus > 64 {
         return Err(DriverError::Invalid(format!(
             "cpus must be 1..=64, not {}",
@@ -82,15 +82,19 @@ impl Gvisor {
                 )))
             };
         }
-        let base = image::current(&self.image_dir)?;
+        let (base, layers) = match &spec.image {
+            ImageRef::Operator(name) => (image::current(&self.image_dir, name)?, Vec::new()),
+            ImageRef::Saved(id) => saved::resolve(&self.images_dir, id)?,
+        };
         let paths = Paths::new(&self.machines_dir, &spec.id);
         let meta = Meta {
             cpus: spec.cpus,
             memory_mb: spec.memory_mb,
             disk_mb: spec.disk_mb,
             base,
+            layers,
         };
-        let result = self.make_files(&spec.id, &paths, &meta).await;
+        let result = self.make_files(&spec.id, &paths, &meta, None).await;
         if let Err(e) = result {
             let _ = unmount(&paths);
             let _ = std::fs::remove_dir_all(&paths.dir);
@@ -104,7 +108,15 @@ impl Gvisor {
         Ok(())
     }
 
-    async fn make_files(&self, id: &MachineId, paths: &Paths, meta: &Meta) -> Result<()> {
+    /// Makes a machine's directory: a new disk, or a copy of `disk_from` (a fork), its
+    /// mounts, its bundle, and `meta.json` last.
+    pub(super) async fn make_files(
+        &self,
+        id: &MachineId,
+        paths: &Paths,
+        meta: &Meta,
+        disk_from: Option<&std::path::Path>,
+    ) -> Result<()> {
         let io = |what: &'static str| move |e: std::io::Error| DriverError::backend(what, e);
         if paths.dir.exists() {
             // Left by a create that crashed before writing meta.json.
@@ -112,7 +124,12 @@ impl Gvisor {
             std::fs::remove_dir_all(&paths.dir).map_err(io("clearing a half-made machine"))?;
         }
         std::fs::create_dir_all(&paths.dir).map_err(io("making the machine directory"))?;
-        disk::create_image(&paths.image(), meta.disk_mb).await?;
+        match disk_from {
+            Some(from) => {
+                disk::sparse_copy(from, &paths.image()).map_err(io("copying the disk"))?;
+            }
+            None => disk::create_image(&paths.image(), meta.disk_mb).await?,
+        }
         mount(paths, meta).await?;
         bundle::write(
             &paths.config(),
@@ -207,6 +224,7 @@ impl Gvisor {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+        self.sweep_images();
         Ok(())
     }
 

@@ -19,11 +19,21 @@ pub struct Meta {
     pub memory_mb: u64,
     /// Disk size in MiB.
     pub disk_mb: u64,
-    /// The base image directory its root is layered over.
+    /// The operator image directory at the bottom of its root.
     pub base: PathBuf,
+    /// Saved images' layers between the base and its own changes, top first.
+    #[serde(default)]
+    pub layers: Vec<PathBuf>,
 }
 
 impl Meta {
+    /// The overlay's read-only layers, top first.
+    pub fn lowers(&self) -> Vec<PathBuf> {
+        let mut all = self.layers.clone();
+        all.push(self.base.clone());
+        all
+    }
+
     /// Whether `spec` describes this machine.
     pub fn matches(&self, spec: &MachineSpec) -> bool {
         (self.cpus, self.memory_mb, self.disk_mb) == (spec.cpus, spec.memory_mb, spec.disk_mb)

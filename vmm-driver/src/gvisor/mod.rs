@@ -3,19 +3,24 @@
 //! agent as the sandbox's init for exec and files.
 //!
 //! State lives under `<state_dir>`: `runsc/` (runsc's `--root`), `agent/` (a copy of the
-//! agent binary, bind-mounted read-only at `/.corral`) and `machines/<id>/` (see
-//! [`machine::Paths`]). Everything a restarted driver needs is on disk there.
+//! agent binary, bind-mounted read-only at `/.corral`), `machines/<id>/` (see
+//! [`machine::Paths`]) and `images/<id>/` (saved images, see `saved`). Everything a
+//! restarted driver needs is on disk there; the operator's images are in `image_dir`.
 
 mod bundle;
 mod cgroup;
 mod checkpoint;
 mod disk;
+mod export;
+mod fork;
 pub mod image;
 mod lifecycle;
 mod machine;
+mod quiesce;
 mod reap;
 mod runsc;
 mod sandbox;
+mod saved;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +38,7 @@ pub struct Gvisor {
     machines_dir: PathBuf,
     agent_dir: PathBuf,
     image_dir: PathBuf,
+    images_dir: PathBuf,
     machines: RwLock<HashMap<MachineId, Arc<Machine>>>,
 }
 
@@ -82,7 +88,7 @@ fn install_shim(agent_dir: &Path) -> Result<()> {
 }
 
 impl Gvisor {
-    /// Checks what the backend needs (runsc, the base image, cgroup v1 mounts, the agent,
+    /// Checks what the backend needs (runsc, cgroup v1 mounts, the agent,
     /// root), then finds the machines a previous run left and re-mounts their disks.
     pub async fn open(config: &DriverConfig) -> Result<Self> {
         let runsc_bin = find_on_path("runsc").ok_or_else(|| {
@@ -107,7 +113,6 @@ impl Gvisor {
                 missing.join(", ")
             )));
         }
-        image::current(&config.image_dir)?;
         let agent_dir = config.state_dir.join("agent");
         install_agent(&config.agent_path, &agent_dir)?;
         install_shim(&agent_dir)?;
@@ -123,9 +128,12 @@ impl Gvisor {
             machines_dir,
             agent_dir,
             image_dir: config.image_dir.clone(),
+            images_dir: config.state_dir.join("images"),
             machines: RwLock::new(HashMap::new()),
         };
+        saved::sweep_half_made(&driver.images_dir);
         driver.recover().await?;
+        driver.sweep_images();
         Ok(driver)
     }
 
@@ -205,6 +213,30 @@ impl Driver for Gvisor {
 
     async fn delete_checkpoint(&self, id: &MachineId, checkpoint: &CheckpointId) -> Result<()> {
         self.delete_checkpoint_of(&*self.get(id)?, checkpoint).await
+    }
+
+    async fn fork(&self, source: &MachineId, spec: &MachineSpec) -> Result<()> {
+        self.fork_machine(&self.get(source)?, spec).await
+    }
+
+    fn images(&self) -> Vec<ImageInfo> {
+        image::list(&self.image_dir)
+    }
+
+    async fn save_image(&self, id: &MachineId, image: &ImageId) -> Result<u64> {
+        self.save_machine_image(&*self.get(id)?, image).await
+    }
+
+    async fn delete_image(&self, image: &ImageId) -> Result<()> {
+        self.delete_saved(image).await
+    }
+
+    fn image_exists(&self, image: &ImageId) -> bool {
+        saved::exists(&self.images_dir, image)
+    }
+
+    async fn export(&self, id: &MachineId, dst: &Path) -> Result<()> {
+        self.export_machine(&*self.get(id)?, dst).await
     }
 
     fn usage(&self, id: &MachineId) -> Result<UsageSample> {

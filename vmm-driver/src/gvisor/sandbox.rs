@@ -55,7 +55,7 @@ fn init_served(image: &Path) -> bool {
 /// Mounts the disk image and the overlay root (each only if not mounted).
 pub(super) async fn mount(paths: &Paths, meta: &Meta) -> Result<()> {
     disk::mount_image(&paths.image(), &paths.disk()).await?;
-    disk::mount_overlay(&meta.base, &paths.upper(), &paths.work(), &paths.root())
+    disk::mount_overlay(&meta.lowers(), &paths.upper(), &paths.work(), &paths.root())
 }
 
 /// Unmounts the overlay root and the disk.
