@@ -2,18 +2,21 @@
 //! gVisor sandboxes; no fake backend). Each test makes its own state directory and
 //! clears every sandbox and mount in it when it ends, even on failure.
 //!
-//! Needs root, runsc, and the base image in `CORRAL_IMAGE_DIR` (default
-//! `/var/lib/corral/images`; build it with `corral image build`). The agent binary is
-//! `CORRAL_AGENT` or `target/<profile>/corral-agent`, built on demand.
+//! Needs root, runsc, and the `minimal` and `default` images in `CORRAL_IMAGE_DIR`
+//! (default `/var/lib/corral/images`; the set-up and test commands build them with
+//! `corral image build default`). The agent is the `corral` binary itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmm_driver::{
-    CheckpointId, Driver, DriverConfig, DriverError, ExecEvent, ExecRequest, MachineId,
-    MachineSpec, MachineState,
+    CheckpointId, Driver, DriverConfig, DriverError, ExecEvent, ExecRequest, ImageRef,
+    MachineId, MachineSpec, MachineState,
 };
+
+#[path = "driver_conformance/images.rs"]
+mod images;
 
 /// Backends the suite runs against; each must be available on this machine.
 const BACKENDS: [&str; 1] = ["gvisor"];
@@ -39,11 +42,13 @@ struct Backend {
 impl Backend {
     async fn open(kind: &str) -> Self {
         let images = image_dir();
-        assert!(
-            images.join("base").join("bin/sh").exists(),
-            "no base image in {} (build it with `corral image build`, or set CORRAL_IMAGE_DIR)",
-            images.display()
-        );
+        for name in ["minimal", "default"] {
+            assert!(
+                images.join(name).join("bin/sh").exists(),
+                "no {name} image in {} (build it with `corral image build default`, or set CORRAL_IMAGE_DIR)",
+                images.display()
+            );
+        }
         let state = tempfile::Builder::new()
             .prefix("corral-conf-")
             .tempdir()
@@ -153,6 +158,7 @@ fn fresh_id() -> MachineId {
 fn spec(id: &MachineId) -> MachineSpec {
     MachineSpec {
         id: id.clone(),
+        image: ImageRef::Operator("minimal".into()),
         cpus: 1,
         memory_mb: 256,
         disk_mb: 256,
@@ -196,7 +202,7 @@ async fn state_of(d: &dyn Driver, id: &MachineId) -> Option<MachineState> {
 
 /// Runs a scenario against every backend.
 macro_rules! conformance {
-    ($name:ident, $body:ident) => {
+    ($name:ident, $body:path) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             for kind in BACKENDS {
@@ -208,6 +214,7 @@ macro_rules! conformance {
 }
 
 conformance!(exec_runs_commands, exec_scenario);
+conformance!(images_tools_templates_fork_export, images::scenario);
 async fn exec_scenario(b: &Backend) {
     let d = &*b.driver;
     let id = started(b).await;

@@ -254,15 +254,26 @@ pub fn allocated(path: &Path) -> u64 {
     path.metadata().map(|m| m.blocks() * 512).unwrap_or(0)
 }
 
-/// Bytes allocated under a directory (a checkpoint is a handful of files).
+/// Bytes allocated under a directory (a checkpoint, an image): symlinks are not
+/// followed and a file with several hard links counts once.
 pub fn allocated_tree(path: &Path) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    tree_blocks(path, &mut seen)
+}
+
+fn tree_blocks(path: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let Ok(meta) = path.symlink_metadata() else {
         return 0;
     };
-    if !meta.is_dir() {
-        return allocated(path);
+    if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
+        return 0;
     }
-    std::fs::read_dir(path)
-        .map(|rd| rd.flatten().map(|e| allocated_tree(&e.path())).sum())
+    let own = meta.blocks() * 512;
+    if !meta.is_dir() {
+        return own;
+    }
+    own + std::fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| tree_blocks(&e.path(), seen)).sum())
         .unwrap_or(0)
 }
