@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vmm_driver::{
-    CheckpointId, Driver, DriverConfig, DriverError, ExecEvent, ExecRequest, ImageRef,
-    MachineId, MachineSpec, MachineState,
+    CheckpointId, Driver, DriverConfig, DriverError, ExecEvent, ExecRequest, ImageRef, MachineId,
+    MachineSpec, MachineState,
 };
 
 #[path = "driver_conformance/images.rs"]

@@ -6,6 +6,7 @@ mod channel;
 mod crash;
 mod hardening;
 mod helpers;
+mod images;
 mod isolation;
 #[path = "../common/machines.rs"]
 mod machines;

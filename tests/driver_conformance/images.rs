@@ -25,7 +25,9 @@ async fn ok(b: &Backend, id: &MachineId, cmd: &str) -> String {
 
 async fn counter(b: &Backend, id: &MachineId) -> u64 {
     let out = ok(b, id, "cat /tmp/counter").await;
-    out.trim().parse().unwrap_or_else(|_| panic!("counter {out:?}"))
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("counter {out:?}"))
 }
 
 pub async fn scenario(b: &Backend) {
@@ -44,29 +46,49 @@ pub async fn scenario(b: &Backend) {
     ok(b, &a, "echo from-a > /root/a.txt && rm /etc/debian_version").await;
     let first = ImageId::from_key(0xa1);
     let bytes = d.save_image(&a, &first).await.expect("save");
-    assert!(bytes > 0 && bytes < 50 << 20, "a small change saved {bytes} bytes");
+    assert!(
+        bytes > 0 && bytes < 50 << 20,
+        "a small change saved {bytes} bytes"
+    );
     ok(b, &a, "echo after-save > /root/late.txt").await;
     let m2 = made_from(b, ImageRef::Saved(first.clone())).await;
     let seen = ok(b, &m2, "cat /root/a.txt; test -e /etc/debian_version || echo deleted; test -e /root/late.txt || echo not-later").await;
     assert_eq!(seen, "from-a\ndeleted\nnot-later\n");
     ok(b, &m2, "echo from-m2 > /root/b.txt").await;
     let second = ImageId::from_key(0xa2);
-    d.save_image(&m2, &second).await.expect("save over a saved image");
+    d.save_image(&m2, &second)
+        .await
+        .expect("save over a saved image");
     let m3 = made_from(b, ImageRef::Saved(second.clone())).await;
-    assert_eq!(ok(b, &m3, "cat /root/a.txt /root/b.txt").await, "from-a\nfrom-m2\n");
+    assert_eq!(
+        ok(b, &m3, "cat /root/a.txt /root/b.txt").await,
+        "from-a\nfrom-m2\n"
+    );
 
     // Deleted images stay while something stands on them, then go (the one under too).
     d.delete_image(&first).await.expect("delete first");
-    assert!(d.image_exists(&first), "m2 and the second image stand on it");
+    assert!(
+        d.image_exists(&first),
+        "m2 and the second image stand on it"
+    );
     let mut refused = spec(&fresh_id());
     refused.image = ImageRef::Saved(first.clone());
-    assert!(d.create(&refused).await.is_err(), "a deleted image makes no machine");
+    assert!(
+        d.create(&refused).await.is_err(),
+        "a deleted image makes no machine"
+    );
     d.destroy(&m2).await.expect("destroy m2");
-    assert!(d.image_exists(&first), "the second image still stands on it");
+    assert!(
+        d.image_exists(&first),
+        "the second image still stands on it"
+    );
     d.delete_image(&second).await.expect("delete second");
     assert!(d.image_exists(&second), "m3 stands on it");
     d.destroy(&m3).await.expect("destroy m3");
-    assert!(!d.image_exists(&second) && !d.image_exists(&first), "both go with m3");
+    assert!(
+        !d.image_exists(&second) && !d.image_exists(&first),
+        "both go with m3"
+    );
 
     // A fork keeps the source's processes and memory going in both.
     ok(b, &a, "nohup sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/counter; sleep 0.1; done' >/dev/null 2>&1 &").await;
@@ -77,7 +99,10 @@ pub async fn scenario(b: &Backend) {
     assert!(f1 > 0, "the fork's counter starts where the source's was");
     tokio::time::sleep(Duration::from_millis(600)).await;
     let (f2, a2) = (counter(b, &fork).await, counter(b, &a).await);
-    assert!(f2 > f1 && a2 > a1, "both counters go on: fork {f1}->{f2}, source {a1}->{a2}");
+    assert!(
+        f2 > f1 && a2 > a1,
+        "both counters go on: fork {f1}->{f2}, source {a1}->{a2}"
+    );
     ok(b, &fork, "echo fork-only > /root/fork.txt").await;
     let (code, _, _) = run(d, &a, "test -e /root/fork.txt").await;
     assert_ne!(code, 0, "the fork's writes are its own");
@@ -92,9 +117,17 @@ pub async fn scenario(b: &Backend) {
         .output()
         .expect("tar");
     let list = String::from_utf8_lossy(&list.stdout);
-    assert!(list.lines().any(|l| l == "./root/a.txt") && list.lines().any(|l| l == "./usr/bin/python3"));
-    assert!(!list.lines().any(|l| l.starts_with("./.corral/")), "the agent is not exported");
-    assert!(counter(b, &a).await > a2, "the source runs on after an export");
+    assert!(
+        list.lines().any(|l| l == "./root/a.txt") && list.lines().any(|l| l == "./usr/bin/python3")
+    );
+    assert!(
+        !list.lines().any(|l| l.starts_with("./.corral/")),
+        "the agent is not exported"
+    );
+    assert!(
+        counter(b, &a).await > a2,
+        "the source runs on after an export"
+    );
     d.destroy(&fork).await.expect("destroy fork");
     d.destroy(&a).await.expect("destroy a");
 }
