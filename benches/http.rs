@@ -1,7 +1,7 @@
 //! The HTTP path against the driver called directly, in one run: sprite create and the
 //! exec round trip, then `GET /v1/sprites` with 100 sprites under `wrk`.
 //!
-//! `cargo bench --bench http` (needs runsc, the base image and wrk: the set-up command
+//! `cargo bench --bench http` (needs runsc, the default image and wrk: the set-up command
 //! installs them).
 
 #![allow(clippy::print_stdout)]
@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use vmm_driver::{DriverConfig, ExecRequest, MachineId, MachineSpec};
+use vmm_driver::{DriverConfig, ExecRequest, ImageRef, MachineId, MachineSpec};
 
 const RUNS: usize = 20;
 
@@ -133,6 +133,7 @@ async fn main() {
         let id = MachineId::from_key(rand_key(i));
         let spec = MachineSpec {
             id: id.clone(),
+            image: ImageRef::Operator("default".into()),
             cpus: 1,
             memory_mb: 128,
             disk_mb: 128,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Corral needs on Debian 12 (idempotent): Debian packages, one build of
 # `corral` (debug by default, `--release` for the server people run), and the sandbox
-# base image made with that same binary. Run as root.
+# images (`minimal`, `default`) made with that same binary. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +13,7 @@ if [ "${1:-}" = "--release" ]; then
 fi
 
 IMAGE_DIR="${CORRAL_IMAGE_DIR:-/var/lib/corral/images}"
-packages=(runsc debootstrap wrk e2fsprogs iproute2 ca-certificates pkg-config gcc curl jq chromium chromium-driver)
+packages=(runsc debootstrap wrk e2fsprogs iproute2 ca-certificates pkg-config gcc curl jq skopeo tmux chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,8 +32,8 @@ fi
 echo "==> building corral ($profile)"
 cargo build --quiet "${cargo_profile[@]}" --bin corral
 
-if [ ! -d "$IMAGE_DIR/base" ]; then
-  echo "==> building the sandbox base image in $IMAGE_DIR (Debian bookworm, about a minute)"
-  "./target/$profile/corral" image build --dir "$IMAGE_DIR"
+if [ ! -e "$IMAGE_DIR/default/bin/sh" ] || [ ! -e "$IMAGE_DIR/minimal/bin/sh" ]; then
+  echo "==> building the sprite images in $IMAGE_DIR (Debian bookworm: minimal, then default; about a minute)"
+  "./target/$profile/corral" image build default --dir "$IMAGE_DIR"
 fi
 echo "==> ready"

@@ -131,7 +131,7 @@ settings! {
     data_dir: PathBuf = "./corral-data".into(), "CORRAL_DATA_DIR", "Where the database, sprites and checkpoints live.";
     listen: String = "127.0.0.1:8080".into(), "CORRAL_LISTEN", "Address the HTTP API listens on.";
     driver: String = "gvisor".into(), "CORRAL_DRIVER", "Sandbox backend: gvisor or qemu.";
-    image_dir: Option<String> = None, "CORRAL_IMAGE_DIR", "Where base images are cached (default: DATA_DIR/images).";
+    image_dir: Option<String> = None, "CORRAL_IMAGE_DIR", "Where the operator's images are built (default: DATA_DIR/images).";
     agent_path: Option<String> = None, "CORRAL_AGENT_PATH", "The in-sprite agent program (default: this corral binary).";
     public_url: String = "http://127.0.0.1:8080".into(), "CORRAL_PUBLIC_URL", "The address people reach Corral at, for links in e-mails.";
     jwt_secret: Option<Secret> = None, "CORRAL_JWT_SECRET", "Key that signs tokens (default: generated once into DATA_DIR/jwt.key).";
@@ -279,7 +279,7 @@ impl Config {
         Ok(())
     }
 
-    /// Where base images live.
+    /// Where the operator's images live.
     pub fn image_dir(&self) -> PathBuf {
         self.image_dir
             .as_ref()

@@ -53,7 +53,10 @@ async fn tenant_images_are_saved_used_private_billed_and_deleted_when_free() {
     .await;
     assert_eq!(bare["image"], "minimal");
     let missing = app.exec_ok(&a, "bare", &["python3", "-V"]).await;
-    assert_eq!(missing["exit_code"], 127, "minimal has no python3: {missing}");
+    assert_eq!(
+        missing["exit_code"], 127,
+        "minimal has no python3: {missing}"
+    );
     expect_status(app.delete("/v1/sprites/bare", &a).await, 204).await;
     expect_problem_naming(
         app.post("/v1/sprites", &a, json!({"name": "x", "image": "nope"}))

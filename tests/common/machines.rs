@@ -1,4 +1,4 @@
-//! What the end-to-end suites share about sprites' machines: where the base image is,
+//! What the end-to-end suites share about sprites' machines: where the images are,
 //! stopping a test server, and removing its machines once the test is over.
 
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub fn stop_server(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Where the shared base image is (built once by the set-up command).
+/// Where the images are (built once by the set-up command).
 pub fn image_dir() -> PathBuf {
     std::env::var_os("CORRAL_IMAGE_DIR")
         .map(PathBuf::from)

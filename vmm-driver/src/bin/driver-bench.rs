@@ -408,6 +408,55 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
         unit: "ms",
     });
 
+    // Images: a create from a saved image, and a fork of a running machine.
+    let template = spec(900);
+    d.create(&template).await?;
+    d.start(&template.id).await?;
+    d.exec(
+        &template.id,
+        ExecRequest {
+            argv: ["sh", "-c", "mkdir -p /opt/app && head -c 8000000 /dev/urandom > /opt/app/blob && (nohup sleep 100000 >/dev/null 2>&1 &)"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let saved = ImageId::from_key(((std::process::id() as u64) << 24) + 1);
+    d.save_image(&template.id, &saved).await?;
+    let (mut from_saved, mut fork) = (vec![], vec![]);
+    for i in 0..runs as u64 {
+        let mut s = spec(2000 + i);
+        s.image = ImageRef::Saved(saved.clone());
+        let t = Instant::now();
+        d.create(&s).await?;
+        d.start(&s.id).await?;
+        d.exec(&s.id, t_true()).await?;
+        from_saved.push(ms(t.elapsed()));
+        d.destroy(&s.id).await?;
+        let s = spec(3000 + i);
+        let t = Instant::now();
+        d.fork(&template.id, &s).await?;
+        d.exec(&s.id, t_true()).await?;
+        fork.push(ms(t.elapsed()));
+        d.destroy(&s.id).await?;
+    }
+    d.destroy(&template.id).await?;
+    d.delete_image(&saved).await?;
+    rows.push(Row {
+        name: "create -> first exec, saved image",
+        driver: from_saved,
+        raw: r("create_first_exec"),
+        unit: "ms",
+    });
+    rows.push(Row {
+        name: "fork (running) -> first exec",
+        driver: fork,
+        raw: r("create_first_exec"),
+        unit: "ms",
+    });
+
     // Usage samples over many running machines.
     let mut ids = Vec::new();
     for i in 0..sprites as u64 {

@@ -1,5 +1,5 @@
 //! A machine's disk: a sparse ext4 image of `disk_mb` (the hard quota), loop-mounted,
-//! holding the overlay's upper and work dirs over the shared base image.
+//! holding the overlay's upper and work dirs over the machine's image.
 
 use std::ffi::CString;
 use std::fs::File;
