@@ -721,15 +721,21 @@ async fn unavailable_backend_names_what_is_missing() {
         image_dir: state.path().join("no-images"),
         agent_path: agent_path(),
     };
-    let err = vmm_driver::from_config(&config)
+    // No images yet: the backend runs, has none to offer, and a create names the
+    // command that builds one.
+    let bare = vmm_driver::from_config(&config)
         .await
-        .err()
-        .expect("must fail");
+        .expect("a backend without images still opens");
+    assert!(bare.images().is_empty());
+    let mut machine = spec(&fresh_id());
+    machine.image = ImageRef::Operator("default".into());
+    let err = bare.create(&machine).await.expect_err("no image to make it from");
     assert!(
-        matches!(err, DriverError::Unavailable(_))
-            && err.to_string().contains("corral image build"),
+        matches!(err, DriverError::NotFound(_))
+            && err.to_string().contains("corral image build default"),
         "{err}"
     );
+    drop(bare);
     let config = DriverConfig {
         image_dir: image_dir(),
         agent_path: state.path().join("no-agent"),

@@ -228,8 +228,8 @@ fn the_readme_using_it_block_runs_as_written() {
         .expect("README.md");
     let blocks = using_it_blocks(&readme);
     assert!(
-        blocks.len() >= 2,
-        "the CLI block and the HTTP block: {blocks:?}"
+        blocks.len() >= 3,
+        "the CLI block, the HTTP block and the images block: {blocks:?}"
     );
     // The address a newcomer's server has, so the commands need no --url.
     if std::net::TcpStream::connect("127.0.0.1:8080").is_ok() {
@@ -283,6 +283,13 @@ fn the_readme_using_it_block_runs_as_written() {
         if i == 0 {
             assert!(stdout.contains("signed up you@example.com"), "{stdout}");
             assert!(stdout.contains("hello from"), "{stdout}");
+        } else if i == 2 {
+            assert!(
+                stdout.contains("\n42\n") && stdout.contains("forked web2 into web3"),
+                "{stdout}"
+            );
+            let archive = shell.path().join("web3.oci.tar");
+            assert!(archive.metadata().expect("the export").len() > 100 << 20);
         } else {
             assert!(stdout.contains("\"exit_code\":0"), "{stdout}");
             assert!(

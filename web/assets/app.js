@@ -1,8 +1,9 @@
 // The page's entry point: the signup and login forms, then the dashboard (account,
-// budget, sprites, API tokens), refreshed every few seconds while it is open.
+// budget, sprites, images, API tokens), refreshed every few seconds while it is open.
 
 import { api, onSessionLost, session } from "./api.js";
 import * as budget from "./budget.js";
+import * as images from "./images.js";
 import { $, clearError, onSubmit, showError, when } from "./dom.js";
 import * as sprites from "./sprites.js";
 import * as tokens from "./tokens.js";
@@ -11,7 +12,7 @@ const REFRESH_MS = 5000;
 let timer = null;
 
 function refresh() {
-  return Promise.all([budget.load(), sprites.load(), tokens.load()]);
+  return Promise.all([budget.load(), sprites.load(), images.load(), tokens.load()]);
 }
 
 /** Shows the forms; `message` (why the session ended) goes above the login form. */

@@ -1,7 +1,8 @@
-// The sprites card: the list with state, pause reason and cost, a create form, and
-// pause, resume and delete buttons on each row.
+// The sprites card: the list with state, pause reason, image and cost, a create form,
+// and pause, resume, fork, save-as-image and delete buttons on each row.
 
 import { api } from "./api.js";
+import * as images from "./images.js";
 import { $, button, clearError, el, loadList, onSubmit, row, showError } from "./dom.js";
 import { formatUsd, toJson } from "./money.js";
 
@@ -31,6 +32,17 @@ function actions(sprite) {
     cell.append(button("Resume", () => act(() => api("POST", `${path}/resume`))));
   }
   cell.append(
+    button("Fork", () => {
+      const name = prompt(`Fork ${sprite.name} (same disk, memory and running processes) into a new sprite named:`);
+      if (name) act(() => api("POST", `${path}/fork`, { name: name.trim() }));
+    }),
+    button("Save image", () => {
+      const name = prompt(`Save ${sprite.name}'s files as an image named:`);
+      if (name) act(async () => {
+        await api("POST", `${path}/images`, { name: name.trim() });
+        await images.load();
+      });
+    }),
     button("Delete", () => {
       if (confirm(`Delete ${sprite.name} with its disk and checkpoints?`)) {
         act(() => api("DELETE", path));
@@ -54,7 +66,7 @@ function render(sprites) {
       const tr = row([
         el("span", sprite.name, "mono"),
         stateCell(sprite),
-        `${sprite.cpus} vCPU · ${sprite.memory_mb} MB`,
+        `${sprite.image} · ${sprite.cpus} vCPU · ${sprite.memory_mb} MB`,
         formatUsd(sprite.cost_nanos),
         actions(sprite),
       ]);
@@ -72,12 +84,13 @@ export async function load() {
 }
 
 onSubmit("sprite-form", "sprite-error", async (form) => {
-  const body = { name: $("sprite-name").value.trim() };
+  const body = { name: $("sprite-name").value.trim(), image: $("sprite-image").value };
   const cpus = $("sprite-cpus").value.trim();
   const memory = $("sprite-memory").value.trim();
   if (cpus !== "") body.cpus = Number(cpus);
   if (memory !== "") body.memory_mb = Number(memory);
   await api("POST", "/v1/sprites", body);
   form.reset();
+  $("sprite-image").value = body.image;
   await load();
 });
