@@ -729,7 +729,10 @@ async fn unavailable_backend_names_what_is_missing() {
     assert!(bare.images().is_empty());
     let mut machine = spec(&fresh_id());
     machine.image = ImageRef::Operator("default".into());
-    let err = bare.create(&machine).await.expect_err("no image to make it from");
+    let err = bare
+        .create(&machine)
+        .await
+        .expect_err("no image to make it from");
     assert!(
         matches!(err, DriverError::NotFound(_))
             && err.to_string().contains("corral image build default"),

@@ -473,15 +473,18 @@ async fn start_sprite(client: &Client, url: &str) -> Result<Option<String>> {
     let row = "#sprite-rows tr[data-name='web-test']";
     let badge = format!("{row} .badge");
     page.text_where(&badge, |t| t == "running").await?;
-    page.text_where(&format!("{row} td:nth-child(3)"), |t| t.starts_with("default · "))
-        .await?;
+    page.text_where(&format!("{row} td:nth-child(3)"), |t| {
+        t.starts_with("default · ")
+    })
+    .await?;
     page.text_where("#image-rows tr[data-name='minimal'] td:nth-child(2)", |t| {
         t == "operator"
     })
     .await?;
 
     // Fork it from its row (the name goes into the page's prompt), then delete the fork.
-    page.click(&format!("{row} .actions button:nth-child(2)")).await?;
+    page.click(&format!("{row} .actions button:nth-child(2)"))
+        .await?;
     client.send_alert_text("web-fork").await?;
     client.accept_alert().await?;
     let fork = "#sprite-rows tr[data-name='web-fork']";

@@ -239,6 +239,11 @@ async fn health_readiness_metrics_and_openapi() {
         "/v1/me",
         "/v1/tokens",
         "/v1/tokens/{id}",
+        "/v1/images",
+        "/v1/images/{name}",
+        "/v1/sprites/{name}/images",
+        "/v1/sprites/{name}/fork",
+        "/v1/sprites/{name}/export",
     ] {
         assert!(
             openapi["paths"].get(path).is_some(),

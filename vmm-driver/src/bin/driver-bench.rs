@@ -445,7 +445,7 @@ async fn bench(runs: usize, sprites: usize) -> Res<()> {
     d.destroy(&template.id).await?;
     d.delete_image(&saved).await?;
     rows.push(Row {
-        name: "create -> first exec, saved image",
+        name: "  same, from a saved image",
         driver: from_saved,
         raw: r("create_first_exec"),
         unit: "ms",
