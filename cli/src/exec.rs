@@ -1,6 +1,8 @@
 //! `exec` and `console`: commands in a sprite over the exec WebSocket (binary frames,
 //! first byte the stream: 0 stdin, 1 stdout, 2 stderr, 3 exit code as text, 4 stdin
-//! closed), with local stdin forwarded and output streamed as it comes.
+//! closed, 5 resize), with local stdin forwarded and output streamed as it comes; on a
+//! terminal (`console` from one, `exec -t`) the sprite side gets one too and the local
+//! one is in raw mode for the session.
 
 use std::io::{IsTerminal, Read, Write};
 
@@ -16,12 +18,14 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::client::Client;
 use super::output;
+use super::terminal;
 
 const STDIN: u8 = 0;
 const STDOUT: u8 = 1;
 const STDERR: u8 = 2;
 const EXIT: u8 = 3;
 const STDIN_CLOSED: u8 = 4;
+const RESIZE: u8 = 5;
 
 #[derive(Args)]
 pub struct ExecArgs {
@@ -48,6 +52,10 @@ pub struct ExecArgs {
     /// Seconds before the server kills the command.
     #[arg(long)]
     timeout_s: Option<u64>,
+    /// Run the command on a terminal (for `top`, `vi`, a REPL): the local terminal is
+    /// in raw mode until it ends.
+    #[arg(short = 't', long)]
+    tty: bool,
 }
 
 fn env_pair(text: &str) -> Result<(String, String), String> {
@@ -74,7 +82,10 @@ pub async fn exec(client: &Client, args: ExecArgs, json: bool) -> anyhow::Result
     query.extend(args.env.iter().map(|(k, v)| ("env", format!("{k}={v}"))));
     query.extend(args.cwd.iter().map(|cwd| ("cwd", cwd.clone())));
     query.extend(args.timeout_s.map(|s| ("timeout_s", s.to_string())));
-    stream(client, &args.name, &query, !args.no_stdin).await
+    if args.tty && !terminal::is_interactive() {
+        anyhow::bail!("-t needs a terminal: stdin and stdout are not one");
+    }
+    stream(client, &args.name, &query, !args.no_stdin, args.tty).await
 }
 
 /// `--json`: the buffered `POST …/exec`, whose answer is printed as it comes.
@@ -116,6 +127,12 @@ async fn exec_json(client: &Client, args: ExecArgs) -> anyhow::Result<i32> {
 }
 
 pub async fn console(client: &Client, args: ConsoleArgs) -> anyhow::Result<i32> {
+    if terminal::is_interactive() {
+        // A terminal on both sides: a login shell with a prompt, job control, colours
+        // and full-screen programs; the session ends when the shell does (Ctrl-D, exit).
+        let query = [("cmd", args.shell), ("cmd", "-l".to_string())];
+        return stream(client, &args.name, &query, true, true).await;
+    }
     if std::io::stdin().is_terminal() {
         // No terminal is allocated in the sprite, so there is no prompt and no job
         // control; the local terminal keeps its line editing and echo, which is what
@@ -125,7 +142,7 @@ pub async fn console(client: &Client, args: ConsoleArgs) -> anyhow::Result<i32> 
             args.name, args.shell
         );
     }
-    stream(client, &args.name, &[("cmd", args.shell)], true).await
+    stream(client, &args.name, &[("cmd", args.shell)], true, false).await
 }
 
 /// Runs a command in `name` over the WebSocket (`query` holds `cmd` once per word,
@@ -135,6 +152,7 @@ async fn stream(
     name: &str,
     query: &[(&str, String)],
     stdin: bool,
+    tty: bool,
 ) -> anyhow::Result<i32> {
     let token = client.require_token()?;
     let mut url = client.endpoint(&["v1", "sprites", name, "exec", "ws"]);
@@ -142,6 +160,12 @@ async fn stream(
         let mut pairs = url.query_pairs_mut();
         for (key, value) in query {
             pairs.append_pair(key, value);
+        }
+        if tty {
+            let (rows, cols) = terminal::size();
+            pairs.append_pair("tty", "1");
+            pairs.append_pair("rows", &rows.to_string());
+            pairs.append_pair("cols", &cols.to_string());
         }
     }
     let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
@@ -163,6 +187,22 @@ async fn stream(
         Err(e) => anyhow::bail!("the exec stream to {} failed: {e}", client.base()),
     };
     let (mut sink, mut source) = socket.split();
+    // Raw mode from here to every return below (the guard restores it when dropped).
+    let _raw = if tty {
+        Some(terminal::RawMode::enter()?)
+    } else {
+        None
+    };
+    let watch = |kind| {
+        tty.then(|| tokio::signal::unix::signal(kind).ok())
+            .flatten()
+    };
+    use tokio::signal::unix::SignalKind;
+    let mut resized = watch(SignalKind::window_change());
+    // Killed or hung up while the terminal is raw: end the session the normal way, so
+    // the terminal is restored.
+    let (mut terminated, mut hung_up) =
+        (watch(SignalKind::terminate()), watch(SignalKind::hangup()));
     let mut input = if stdin {
         Some(stdin_chunks())
     } else {
@@ -220,6 +260,13 @@ async fn stream(
                     _ => {}
                 }
             }
+            Some(()) = next_signal(&mut terminated) => return Ok(143),
+            Some(()) = next_signal(&mut hung_up) => return Ok(129),
+            Some(()) = next_signal(&mut resized) => {
+                let (rows, cols) = terminal::size();
+                let size = json!({ "rows": rows, "cols": cols }).to_string();
+                let _ = sink.send(Message::binary([&[RESIZE][..], size.as_bytes()].concat())).await;
+            }
             chunk = next_chunk(&mut input), if input.is_some() => {
                 let frame = match chunk {
                     Some(Ok(data)) => [&[STDIN][..], &data].concat(),
@@ -239,6 +286,14 @@ async fn stream(
                 }
             }
         }
+    }
+}
+
+/// The next delivery of a watched signal; never, when it is not watched.
+async fn next_signal(watched: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match watched {
+        Some(signal) => signal.recv().await,
+        None => std::future::pending().await,
     }
 }
 

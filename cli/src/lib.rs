@@ -18,6 +18,7 @@ mod output;
 mod prices;
 mod progress;
 mod sprites;
+mod terminal;
 mod tokens;
 
 use clap::{Args, Subcommand};
@@ -73,7 +74,8 @@ pub enum Command {
     /// --json the command runs buffered instead and the answer
     /// (`{exit_code, stdout, stderr, …}`) is printed when it is done.
     Exec(exec::ExecArgs),
-    /// An interactive shell in a sprite (line mode: no terminal on the sprite side).
+    /// An interactive shell in a sprite: a real terminal (raw mode, resizes followed)
+    /// when run from one, line mode when stdin is a pipe.
     Console(exec::ConsoleArgs),
     /// Pause a sprite (it stops costing CPU and memory).
     Pause {

@@ -137,6 +137,27 @@ pub struct ExecRequest {
     /// [`ExecOutput::truncated`] set. `0` means the driver's default (4 MiB) for
     /// [`Driver::exec`] and no cap for [`Driver::exec_stream`].
     pub max_output_bytes: usize,
+    /// Run on a pseudo-terminal of this size (as the session leader, the terminal its
+    /// controlling one; stdout and stderr are one stream then). `None`: pipes.
+    pub tty: Option<TtySize>,
+}
+
+/// A terminal's size in character cells.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TtySize {
+    /// Rows (lines).
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+/// A control message for a command running on a terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExecControl {
+    /// The terminal's window changed size (the command gets SIGWINCH).
+    Resize(TtySize),
+    /// Send this signal to the terminal's foreground process group.
+    Signal(i32),
 }
 
 /// What a finished command left behind.
@@ -174,6 +195,8 @@ pub struct ExecStream {
     pub stdin: mpsc::Sender<Vec<u8>>,
     /// Output and the final exit.
     pub events: mpsc::Receiver<ExecEvent>,
+    /// Resizes and signals (for a command on a terminal; ignored otherwise).
+    pub control: mpsc::Sender<ExecControl>,
 }
 
 /// Cumulative usage of one machine, read without spawning a process.

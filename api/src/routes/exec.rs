@@ -9,11 +9,11 @@ use futures_util::{SinkExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use vmm_driver::{ExecEvent, ExecStream};
+use vmm_driver::{ExecControl, ExecEvent, ExecStream, TtySize};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AppJson, Exec, Scoped};
-use crate::sprites::ExecParams;
+use crate::sprites::{check_tty, ExecParams};
 use crate::state::AppState;
 
 /// The routes of this module.
@@ -68,6 +68,7 @@ async fn exec(
         cwd: body.cwd,
         stdin: body.stdin.map(String::into_bytes).unwrap_or_default(),
         timeout_s: body.timeout_s,
+        tty: None,
     };
     let output = sprites.exec(&sprite, params).await?;
     Ok(AppJson(ExecResponse {
@@ -80,11 +81,33 @@ async fn exec(
     }))
 }
 
-/// Parses `cmd=…&cmd=…&env=K=V&cwd=…&timeout_s=…`.
+/// The terminal a `tty=1` exec gets when it names no size.
+const DEFAULT_TTY: TtySize = TtySize { rows: 24, cols: 80 };
+
+/// Parses `cmd=…&cmd=…&env=K=V&cwd=…&timeout_s=…&tty=1&rows=…&cols=…`.
 fn ws_params(query: Option<&str>) -> Result<ExecParams, ApiError> {
     let mut params = ExecParams::default();
+    let (mut tty, mut size) = (false, DEFAULT_TTY);
+    let cells = |name: &str, value: &str| {
+        value
+            .parse::<u16>()
+            .map_err(|_| ApiError::Validation(format!("{name} must be a number of cells")))
+    };
     for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match key.as_ref() {
+            "tty" => {
+                tty = match value.as_ref() {
+                    "1" | "true" => true,
+                    "0" | "false" => false,
+                    other => {
+                        return Err(ApiError::Validation(format!(
+                            "tty must be 1 or 0, got {other:?}"
+                        )))
+                    }
+                }
+            }
+            "rows" => size.rows = cells("rows", &value)?,
+            "cols" => size.cols = cells("cols", &value)?,
             "cmd" => params.argv.push(value.into_owned()),
             "env" => {
                 let (k, v) = value.split_once('=').ok_or_else(|| {
@@ -107,13 +130,47 @@ fn ws_params(query: Option<&str>) -> Result<ExecParams, ApiError> {
             }
         }
     }
+    params.tty = tty.then_some(size);
     Ok(params)
 }
 
+/// A signal a terminal client may send, by name.
+fn signal_number(name: &str) -> Option<i32> {
+    Some(match name.trim() {
+        "INT" => libc_signal::SIGINT,
+        "TERM" => libc_signal::SIGTERM,
+        "HUP" => libc_signal::SIGHUP,
+        "QUIT" => libc_signal::SIGQUIT,
+        "KILL" => libc_signal::SIGKILL,
+        "TSTP" => libc_signal::SIGTSTP,
+        "CONT" => libc_signal::SIGCONT,
+        _ => return None,
+    })
+}
+
+/// Linux's signal numbers (the sprite's kernel is gVisor's, which uses Linux's).
+mod libc_signal {
+    pub const SIGHUP: i32 = 1;
+    pub const SIGINT: i32 = 2;
+    pub const SIGQUIT: i32 = 3;
+    pub const SIGKILL: i32 = 9;
+    pub const SIGTERM: i32 = 15;
+    pub const SIGCONT: i32 = 18;
+    pub const SIGTSTP: i32 = 20;
+}
+
 /// Streams a command over a WebSocket: binary frames whose first byte is the stream
-/// (0 stdin, 1 stdout, 2 stderr, 3 exit code as text, 4 stdin closed).
+/// (0 stdin, 1 stdout, 2 stderr, 3 exit code as text, 4 stdin closed; from the
+/// client also 5 resize, `{"rows":R,"cols":C}`, and 6 signal, a name such as `INT`).
+/// With `tty=1` the command runs on a terminal (`rows`×`cols`, default 24×80;
+/// `TERM=xterm-256color` unless `env` sets it): stdout and stderr arrive as one stream
+/// (1), keys go in as stdin (0), Ctrl-C is the byte 0x03. The session keeps the sprite
+/// awake while it is open; when the connection drops the command is killed.
 #[utoipa::path(get, path = "/v1/sprites/{name}/exec/ws", tag = "exec", security(("bearer" = [])),
-    params(("name" = String, Path), ("cmd" = Vec<String>, Query, description = "argv, one parameter per word")),
+    params(("name" = String, Path), ("cmd" = Vec<String>, Query, description = "argv, one parameter per word"),
+           ("tty" = Option<u8>, Query, description = "1: run on a terminal"),
+           ("rows" = Option<u16>, Query, description = "the terminal's rows (default 24)"),
+           ("cols" = Option<u16>, Query, description = "the terminal's columns (default 80)")),
     responses((status = 101, description = "Switching to the WebSocket protocol")))]
 async fn exec_ws(
     State(state): State<AppState>,
@@ -160,7 +217,11 @@ async fn pump(
     source: &mut futures_util::stream::SplitStream<WebSocket>,
     stream: ExecStream,
 ) {
-    let ExecStream { stdin, mut events } = stream;
+    let ExecStream {
+        stdin,
+        mut events,
+        control,
+    } = stream;
     let mut stdin = Some(stdin);
     loop {
         tokio::select! {
@@ -186,6 +247,18 @@ async fn pump(
                         }
                     }
                     Some(4) => stdin = None,
+                    Some(5) => {
+                        if let Ok(size) = serde_json::from_slice::<TtySize>(&frame[1..]) {
+                            if check_tty(size).is_ok() {
+                                let _ = control.send(ExecControl::Resize(size)).await;
+                            }
+                        }
+                    }
+                    Some(6) => {
+                        if let Some(signal) = signal_number(&String::from_utf8_lossy(&frame[1..])) {
+                            let _ = control.send(ExecControl::Signal(signal)).await;
+                        }
+                    }
                     _ => {}
                 },
                 Some(Ok(Message::Text(text))) => {

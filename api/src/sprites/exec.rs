@@ -20,6 +20,8 @@ pub struct ExecParams {
     pub cwd: Option<String>,
     pub stdin: Vec<u8>,
     pub timeout_s: Option<u64>,
+    /// Run on a terminal of this size (the exec WebSocket's `tty=1`).
+    pub tty: Option<vmm_driver::TtySize>,
 }
 
 /// Longest a command may run.
@@ -71,6 +73,9 @@ impl ExecParams {
             }
             other => other.map(Duration::from_secs),
         };
+        if let Some(size) = self.tty {
+            check_tty(size)?;
+        }
         Ok(ExecRequest {
             argv: self.argv,
             env: self.env,
@@ -78,7 +83,24 @@ impl ExecParams {
             stdin: self.stdin,
             timeout,
             max_output_bytes,
+            tty: self.tty,
         })
+    }
+}
+
+/// The largest terminal side, in cells.
+pub const MAX_TTY_CELLS: u16 = 1000;
+
+/// Refuses a terminal with no cells or absurdly many.
+pub fn check_tty(size: vmm_driver::TtySize) -> Result<(), ApiError> {
+    let fits = |n: u16| (1..=MAX_TTY_CELLS).contains(&n);
+    if fits(size.rows) && fits(size.cols) {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(format!(
+            "rows and cols must be between 1 and {MAX_TTY_CELLS}, got {}x{}",
+            size.rows, size.cols
+        )))
     }
 }
 

@@ -26,7 +26,7 @@ use crate::db::{self, sprites::SpriteRow};
 use crate::error::ApiError;
 use crate::names::TenantId;
 
-pub use exec::ExecParams;
+pub use exec::{check_tty, ExecParams};
 
 /// Sprites over one driver.
 pub struct Sprites {

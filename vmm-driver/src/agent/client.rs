@@ -15,7 +15,7 @@ use super::proto::{
     read_frame_max, ErrorInfo, ErrorKind, ExecSpec, ExitInfo, Frame, Kind, ReadSpec, WriteSpec,
     CHUNK,
 };
-use crate::{DriverError, ExecEvent, ExecOutput, ExecRequest, ExecStream, Result};
+use crate::{DriverError, ExecControl, ExecEvent, ExecOutput, ExecRequest, ExecStream, Result};
 
 /// Output kept of each stream when a request does not say (`max_output_bytes == 0`).
 pub const DEFAULT_MAX_OUTPUT: usize = 4 << 20;
@@ -215,6 +215,7 @@ impl AgentClient {
             cwd: req.cwd.clone(),
             timeout_ms: req.timeout.map(|t| t.as_millis().max(1) as u64),
             max_output,
+            tty: req.tty,
         };
         Ok(vec![Frame::json(Kind::Exec, chan, &spec)])
     }
@@ -282,14 +283,32 @@ impl AgentClient {
         }
         self.send(&frames).await?;
         let (stdin_tx, mut stdin_rx) = mpsc::channel::<Vec<u8>>(16);
+        let (control_tx, mut control_rx) = mpsc::channel::<ExecControl>(4);
         let (ev_tx, ev_rx) = mpsc::channel(EVENTS);
         let client = self.clone();
         tokio::spawn(async move {
             // Moved whole into the task: it ends the request when the task ends.
             let mut guard = guard;
             let mut stdin_open = true;
+            let mut control_open = true;
             loop {
                 tokio::select! {
+                    control = control_rx.recv(), if control_open => {
+                        let frame = match control {
+                            Some(ExecControl::Resize(size)) => Frame::json(Kind::Resize, chan, &size),
+                            Some(ExecControl::Signal(signal)) => {
+                                Frame::new(Kind::Signal, chan, signal.to_le_bytes().to_vec())
+                            }
+                            None => {
+                                control_open = false;
+                                continue;
+                            }
+                        };
+                        if client.send(&[frame]).await.is_err() {
+                            let _ = ev_tx.send(ExecEvent::Exit(-1)).await;
+                            return;
+                        }
+                    }
                     data = stdin_rx.recv(), if stdin_open => {
                         let frames = match data {
                             Some(d) => d.chunks(CHUNK).map(|c| Frame::new(Kind::Stdin, chan, c.to_vec())).collect(),
@@ -340,6 +359,7 @@ impl AgentClient {
         Ok(ExecStream {
             stdin: stdin_tx,
             events: ev_rx,
+            control: control_tx,
         })
     }
 

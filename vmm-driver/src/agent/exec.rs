@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::proto::{ExecSpec, ExitInfo, Frame, Kind, CHUNK};
+use super::tty;
 
 /// Encoded frames on their way to the driver. Bounded: when the host stops reading (it
 /// applies backpressure to a client that reads nothing), the output threads block, the
@@ -94,14 +95,43 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
     let Some((program, args)) = spec.argv.split_first() else {
         return finish_early(&out, chan, 127, "corral: empty command\n".into()).await;
     };
-    let mut cmd = std::process::Command::new(program);
-    cmd.args(args)
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(spec.cwd.as_deref().unwrap_or("/"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut cmd = match spec.tty {
+        Some(_) => tty::leader_command(&spec.argv),
+        None => {
+            let mut cmd = std::process::Command::new(program);
+            cmd.args(args);
+            cmd
+        }
+    };
+    cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(spec.cwd.as_deref().unwrap_or("/"));
+    // On a terminal the command leads a session of its own (its process group too);
+    // on pipes it gets a process group, so a kill reaches what it started.
+    let mut terminal = None;
+    match spec.tty {
+        Some(size) => {
+            let opened = tty::open(size).and_then(|(master, slave)| {
+                let (control, read_end) = tty::attach(&mut cmd, &slave)?;
+                Ok((master, control, (slave, read_end)))
+            });
+            match opened {
+                Ok(pair) => terminal = Some(pair),
+                Err(e) => {
+                    return finish_early(&out, chan, 126, format!("corral: no terminal: {e}\n"))
+                        .await
+                }
+            }
+            if !spec.env.iter().any(|(k, _)| k == "TERM") {
+                cmd.env("TERM", tty::TERM);
+            }
+        }
+        None => {
+            cmd.stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        }
+    }
 
     let (exit_tx, mut exit_rx) = oneshot::channel();
     let mut child = {
@@ -126,18 +156,39 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
             }
         }
     };
+    // The command holds the terminal now: the agent keeps only the master, so reading
+    // it ends when the command and what it started close theirs.
+    drop(cmd);
+    let (master, mut control) = match terminal {
+        Some((master, control, _child_ends)) => (Some(master), Some(control)),
+        None => (None, None),
+    };
     let pgid = child.id() as i32;
     let truncated = Arc::new(AtomicBool::new(false));
     let mut pumps = Vec::new();
     let max = spec.max_output;
+    let (stdin_tx, mut stdin_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let mut writer: Option<Box<dyn Write + Send>> = child
+        .stdin
+        .take()
+        .map(|s| Box::new(s) as Box<dyn Write + Send>);
+    if let (Some(master), Some(control)) = (&master, &control) {
+        let clones = (master.try_clone(), master.try_clone(), control.try_clone());
+        match clones {
+            (Ok(reader), Ok(input), Ok(signals)) => {
+                pumps.push(pump(reader, Kind::Stdout, chan, max, &out, &truncated));
+                writer = Some(Box::new(Keys { input, signals }));
+            }
+            _ => kill_group(pgid),
+        }
+    }
     if let Some(stdout) = child.stdout.take() {
         pumps.push(pump(stdout, Kind::Stdout, chan, max, &out, &truncated));
     }
     if let Some(stderr) = child.stderr.take() {
         pumps.push(pump(stderr, Kind::Stderr, chan, max, &out, &truncated));
     }
-    let (stdin_tx, mut stdin_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    if let Some(mut stdin) = child.stdin.take() {
+    if let Some(mut stdin) = writer {
         let _ = std::thread::Builder::new()
             .name("stdin".into())
             .spawn(move || {
@@ -163,6 +214,16 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
                     if let Some(tx) = &stdin_tx { let _ = tx.send(f.payload); }
                 }
                 Some(f) if f.kind == Kind::StdinEof => stdin_tx = None,
+                Some(f) if f.kind == Kind::Resize => {
+                    if let (Some(master), Ok(size)) = (&master, f.parse()) {
+                        tty::resize(master, size);
+                    }
+                }
+                Some(f) if f.kind == Kind::Signal => {
+                    if let (Some(control), Ok(raw)) = (&mut control, <[u8; 4]>::try_from(&f.payload[..])) {
+                        tty::signal(control, i32::from_le_bytes(raw));
+                    }
+                }
                 Some(f) if f.kind != Kind::Kill => {}
                 other => {
                     ctl_open = other.is_some();
@@ -179,6 +240,11 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
     if timed_out {
         kill_group(pgid);
     }
+    if master.is_some() {
+        // The leader's session (its id is the leader's pid) outlives it in what the
+        // command left running: hang it up, as a closed terminal would.
+        tty::hang_up(pgid);
+    }
     let drain = async {
         for done in pumps {
             let _ = done.await;
@@ -193,6 +259,29 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
     let _ = out
         .send(Frame::json(Kind::Exit, chan, &info).encode())
         .await;
+}
+
+/// Keys typed into a terminal: plain bytes go to the program, the interrupt, quit and
+/// suspend characters to the session leader as signals (see `tty::keys`).
+struct Keys {
+    input: std::fs::File,
+    signals: std::fs::File,
+}
+
+impl Write for Keys {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        for part in tty::keys(&self.input, data) {
+            match part {
+                Ok(bytes) => self.input.write_all(&bytes)?,
+                Err(signal) => tty::signal(&mut self.signals, signal),
+            }
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

@@ -12,8 +12,10 @@ mod client_tests;
 mod exec;
 mod files;
 mod inbound;
+mod leader;
 pub mod proto;
 mod server;
+mod tty;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -23,6 +25,10 @@ pub use client::AgentClient;
 /// exit code. As the sandbox's init it never returns: when the driver goes away it stays
 /// up to keep the machine alive and reap orphans, and a new agent can be started beside it.
 pub fn main() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(2).map(String::as_str) == Some(tty::LEADER_ARG) {
+        return leader::main(args.get(4..).unwrap_or_default());
+    }
     // Timers only: no I/O driver, so nothing in the agent goes through epoll (see
     // `exec` for why).
     let runtime = match tokio::runtime::Builder::new_current_thread()

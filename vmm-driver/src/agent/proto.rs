@@ -32,6 +32,11 @@ pub enum Kind {
     /// Driver → agent: write a file ([`WriteSpec`] as JSON); `FileData` chunks and a
     /// `FileEnd` follow.
     WriteFile = 6,
+    /// Driver → agent: the command's terminal changed size ([`TtySize`] as JSON).
+    Resize = 9,
+    /// Driver → agent: signal the terminal's foreground process group (the number as
+    /// 4 bytes LE).
+    Signal = 10,
     /// Either way: a chunk of file contents.
     FileData = 7,
     /// Either way: the end of a file's contents.
@@ -74,6 +79,8 @@ impl Kind {
             6 => WriteFile,
             7 => FileData,
             8 => FileEnd,
+            9 => Resize,
+            10 => Signal,
             16 => Stdout,
             17 => Stderr,
             18 => Exit,
@@ -208,6 +215,9 @@ pub struct ExecSpec {
     pub timeout_ms: Option<u64>,
     /// Most bytes forwarded of stdout and of stderr each (0: no cap).
     pub max_output: u64,
+    /// Run on a pseudo-terminal of this size.
+    #[serde(default)]
+    pub tty: Option<crate::TtySize>,
 }
 
 /// How a command ended.
