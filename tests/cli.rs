@@ -12,6 +12,8 @@ use serde_json::Value;
 
 #[path = "common/machines.rs"]
 mod machines;
+#[path = "cli/terminal.rs"]
+mod terminal;
 
 const BIN: &str = env!("CARGO_BIN_EXE_corral");
 const PASSWORD: &str = "correct horse battery";
