@@ -482,8 +482,38 @@ async fn start_sprite(client: &Client, url: &str) -> Result<Option<String>> {
     })
     .await?;
 
-    // Fork it from its row (the name goes into the page's prompt), then delete the fork.
+    // A terminal on it in the page: a login shell, and vi drawing a full screen.
     page.click(&format!("{row} .actions button:nth-child(2)"))
+        .await?;
+    page.text_where("#terminal-state", |t| t == "connected")
+        .await?;
+    let screen = "#terminal-screen .xterm-rows";
+    page.text_where(screen, |t| t.contains("root@sprite:"))
+        .await?;
+    let keys = page
+        .0
+        .find(Locator::Css("#terminal-screen textarea"))
+        .await?;
+    keys.send_keys("vi /tmp/from-the-browser\u{E007}").await?;
+    page.text_where(screen, |t| {
+        t.contains("[New File]") && t.lines().filter(|l| l.trim() == "~").count() >= 10
+    })
+    .await?;
+    let png = client.screenshot().await?;
+    let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-terminal.png");
+    std::fs::write(&shot, png)?;
+    keys.send_keys("ityped in a browser\u{E00C}:wq\u{E007}")
+        .await?;
+    keys.send_keys("cat /tmp/from-the-browser; exit\u{E007}")
+        .await?;
+    page.text_where("#terminal-state", |t| t == "ended (exit 0)")
+        .await?;
+    page.text_where(screen, |t| t.contains("\ntyped in a browser"))
+        .await?;
+    page.click("#terminal-close").await?;
+
+    // Fork it from its row (the name goes into the page's prompt), then delete the fork.
+    page.click(&format!("{row} .actions button:nth-child(3)"))
         .await?;
     client.send_alert_text("web-fork").await?;
     client.accept_alert().await?;

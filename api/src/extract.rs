@@ -22,21 +22,41 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let unauthorized = |why: &str| ApiError::Unauthorized(why.to_string());
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| unauthorized("missing Authorization: Bearer <token> header"))?;
-        let bearer = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| unauthorized("the Authorization header must be Bearer <token>"))?;
+        let bearer = match parts.headers.get(header::AUTHORIZATION) {
+            Some(header) => header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| unauthorized("the Authorization header must be Bearer <token>"))?,
+            None => websocket_bearer(parts)
+                .ok_or_else(|| unauthorized("missing Authorization: Bearer <token> header"))?,
+        };
         let caller = state.tokens().authenticate(bearer).await?;
         state.rate_limits.check_token(&caller.token.id)?;
         Ok(caller)
     }
 }
+
+/// The token a browser's WebSocket carries in its protocol list (`corral.bearer.<token>`
+/// beside `corral`): browsers cannot set an Authorization header on a WebSocket, and a
+/// token in the URL would land in logs.
+fn websocket_bearer(parts: &Parts) -> Option<&str> {
+    let upgrade = parts.headers.get(header::UPGRADE)?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    parts
+        .headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|p| p.trim().strip_prefix(WS_BEARER_PREFIX))
+}
+
+/// The prefix of the WebSocket protocol that carries a bearer token.
+pub const WS_BEARER_PREFIX: &str = "corral.bearer.";
 
 /// A permission a route requires, as a type so the handler cannot forget it.
 pub trait Required {

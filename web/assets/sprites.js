@@ -1,8 +1,9 @@
 // The sprites card: the list with state, pause reason, image and cost, a create form,
-// and pause, resume, fork, save-as-image and delete buttons on each row.
+// and pause, resume, terminal, fork, save-as-image and delete buttons on each row.
 
 import { api } from "./api.js";
 import * as images from "./images.js";
+import * as terminal from "./terminal.js";
 import { $, button, clearError, el, loadList, onSubmit, row, showError } from "./dom.js";
 import { formatUsd, toJson } from "./money.js";
 
@@ -30,6 +31,9 @@ function actions(sprite) {
     cell.append(button("Pause", () => act(() => api("POST", `${path}/pause`))));
   } else if (sprite.state === "paused") {
     cell.append(button("Resume", () => act(() => api("POST", `${path}/resume`))));
+  }
+  if (sprite.state === "running" || sprite.state === "paused") {
+    cell.append(button("Terminal", () => terminal.open(sprite.name)));
   }
   cell.append(
     button("Fork", () => {

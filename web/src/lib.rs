@@ -14,17 +14,19 @@ use axum::Router;
 #[cfg(test)]
 mod tests;
 
-/// The policy sent with every page and asset.
+/// The policy sent with every page and asset. Styles may be inline because the
+/// terminal (xterm.js) writes its theme into a `<style>` element it creates; scripts
+/// still come only from this origin.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-    style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'self'; \
-    base-uri 'none'; frame-ancestors 'none'";
+    style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; \
+    form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Each asset: its path, its content type and its text.
-const ASSETS: [(&str, &str, &str); 10] = [
+const ASSETS: [(&str, &str, &str); 14] = [
     ("/", HTML, include_str!("../assets/index.html")),
     ("/style.css", CSS, include_str!("../assets/style.css")),
     ("/app.js", JS, include_str!("../assets/app.js")),
@@ -34,7 +36,25 @@ const ASSETS: [(&str, &str, &str); 10] = [
     ("/images.js", JS, include_str!("../assets/images.js")),
     ("/money.js", JS, include_str!("../assets/money.js")),
     ("/sprites.js", JS, include_str!("../assets/sprites.js")),
+    ("/terminal.js", JS, include_str!("../assets/terminal.js")),
     ("/tokens.js", JS, include_str!("../assets/tokens.js")),
+    // xterm.js 6.0.0 and its fit addon 0.11.0, from the npm registry (MIT, see
+    // assets/vendor/LICENSE-xterm).
+    (
+        "/vendor/xterm.js",
+        JS,
+        include_str!("../assets/vendor/xterm.js"),
+    ),
+    (
+        "/vendor/xterm-addon-fit.js",
+        JS,
+        include_str!("../assets/vendor/xterm-addon-fit.js"),
+    ),
+    (
+        "/vendor/xterm.css",
+        CSS,
+        include_str!("../assets/vendor/xterm.css"),
+    ),
 ];
 
 /// The page (`/`) and its assets, for merging into the API's router.

@@ -185,31 +185,35 @@ async fn exec_ws(
     params.check()?;
     // Refuse before upgrading, while the answer can still be problem+json.
     let sprite = sprites.wake(&sprite, "console").await?;
-    Ok(upgrade.on_upgrade(move |socket| async move {
-        let (mut sink, mut source) = socket.split();
-        let result = sprites
-            .exec_stream(&sprite, params, |stream| {
-                pump(&mut sink, &mut source, stream)
-            })
-            .await;
-        if let Err(error) = result {
-            let mut frame = vec![2u8];
-            frame.extend_from_slice(format!("corral: {error}\n").as_bytes());
-            let _ = sink.send(Message::Binary(frame.into())).await;
-            let _ = sink.send(Message::Binary(b"\x03255".to_vec().into())).await;
-        }
-        // Close politely: read what the client still sends (its stdin-closed frame,
-        // its Close) so the exit frame is not lost to a connection reset.
-        let _ = sink.send(Message::Close(None)).await;
-        let drain = async {
-            while let Some(Ok(message)) = source.next().await {
-                if matches!(message, Message::Close(_)) {
-                    break;
-                }
+    // A browser offers `corral` beside the protocol carrying its token; it must be
+    // answered with one it offered.
+    Ok(upgrade
+        .protocols(["corral"])
+        .on_upgrade(move |socket| async move {
+            let (mut sink, mut source) = socket.split();
+            let result = sprites
+                .exec_stream(&sprite, params, |stream| {
+                    pump(&mut sink, &mut source, stream)
+                })
+                .await;
+            if let Err(error) = result {
+                let mut frame = vec![2u8];
+                frame.extend_from_slice(format!("corral: {error}\n").as_bytes());
+                let _ = sink.send(Message::Binary(frame.into())).await;
+                let _ = sink.send(Message::Binary(b"\x03255".to_vec().into())).await;
             }
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
-    }))
+            // Close politely: read what the client still sends (its stdin-closed frame,
+            // its Close) so the exit frame is not lost to a connection reset.
+            let _ = sink.send(Message::Close(None)).await;
+            let drain = async {
+                while let Some(Ok(message)) = source.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain).await;
+        }))
 }
 
 async fn pump(
