@@ -1,5 +1,7 @@
-//! The HTTP path against the driver called directly, in one run: sprite create and the
-//! exec round trip, then `GET /v1/sprites` with 100 sprites under `wrk`.
+//! The HTTP path against the driver called directly, in one run: sprite create, the
+//! exec round trip and keystroke echo on a terminal (a key typed into `cat` on a
+//! terminal until its echo is back: the console's feel), then `GET /v1/sprites` with 100
+//! sprites under `wrk`.
 //!
 //! `cargo bench --bench http` (needs runsc, the default image and wrk: the set-up command
 //! installs them).
@@ -165,6 +167,11 @@ async fn main() {
     }
     report("create (to running)", &mut http_create, &mut direct_create);
     report("exec round trip", &mut http_exec, &mut direct_exec);
+    let (mut http_echo, mut direct_echo) = (
+        ws_echo(&server.url, &token, "b0").await,
+        driver_echo(&driver, &direct_ids[0]).await,
+    );
+    report("keystroke echo (tty)", &mut http_echo, &mut direct_echo);
     for id in &direct_ids {
         driver.destroy(id).await.unwrap();
     }
@@ -213,6 +220,71 @@ async fn main() {
         .buffer_unordered(8)
         .collect::<Vec<_>>()
         .await;
+}
+
+const KEYSTROKES: usize = 100;
+
+/// Keys typed into `cat` on a terminal over the exec WebSocket, each timed until its
+/// echo arrives.
+async fn ws_echo(url: &str, token: &str, sprite: &str) -> Vec<Duration> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let url = format!(
+        "{}/v1/sprites/{sprite}/exec/ws?cmd=cat&tty=1",
+        url.replace("http://", "ws://")
+    );
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut times = Vec::new();
+    for i in 0..KEYSTROKES {
+        let key = b'a' + (i % 26) as u8;
+        let started = Instant::now();
+        socket.send(Message::binary(vec![0, key])).await.unwrap();
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Binary(frame))) if frame[0] == 1 && frame[1..].contains(&key) => {
+                    break
+                }
+                Some(Ok(_)) => {}
+                other => panic!("the echo never came: {other:?}"),
+            }
+        }
+        times.push(started.elapsed());
+    }
+    let _ = socket.close(None).await;
+    times
+}
+
+/// The same keys through the driver's stream, in-process.
+async fn driver_echo(
+    driver: &std::sync::Arc<dyn vmm_driver::Driver>,
+    id: &MachineId,
+) -> Vec<Duration> {
+    let request = ExecRequest {
+        argv: vec!["cat".into()],
+        tty: Some(vmm_driver::TtySize { rows: 24, cols: 80 }),
+        ..Default::default()
+    };
+    let mut stream = driver.exec_stream(id, request).await.unwrap();
+    let mut times = Vec::new();
+    for i in 0..KEYSTROKES {
+        let key = b'a' + (i % 26) as u8;
+        let started = Instant::now();
+        stream.stdin.send(vec![key]).await.unwrap();
+        loop {
+            match stream.events.recv().await {
+                Some(vmm_driver::ExecEvent::Stdout(bytes)) if bytes.contains(&key) => break,
+                Some(vmm_driver::ExecEvent::Exit(code)) => panic!("cat exited with {code}"),
+                Some(_) => {}
+                None => panic!("the stream ended"),
+            }
+        }
+        times.push(started.elapsed());
+    }
+    times
 }
 
 /// A key no sprite of the server will have (its ids are random too).
