@@ -17,6 +17,8 @@ use vmm_driver::{
 
 #[path = "driver_conformance/images.rs"]
 mod images;
+#[path = "driver_conformance/terminal.rs"]
+mod terminal;
 
 /// Backends the suite runs against; each must be available on this machine.
 const BACKENDS: [&str; 1] = ["gvisor"];
@@ -215,6 +217,7 @@ macro_rules! conformance {
 
 conformance!(exec_runs_commands, exec_scenario);
 conformance!(images_tools_templates_fork_export, images::scenario);
+conformance!(commands_run_on_a_terminal, terminal::scenario);
 async fn exec_scenario(b: &Backend) {
     let d = &*b.driver;
     let id = started(b).await;
