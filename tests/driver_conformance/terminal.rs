@@ -54,10 +54,11 @@ pub async fn scenario(b: &Backend) {
         .unwrap();
     send(&shell, "stty size\n").await;
     until(&mut shell, "50 160").await;
-    send(&shell, "sleep 100; echo sleep-ended-$?\n").await;
+    send(&shell, "sleep 100\n").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     send(&shell, "\x03").await;
     // bash reports 130 for a program ended by SIGINT, and carries on.
+    send(&shell, "echo sleep-ended-$?\n").await;
     until(&mut shell, "sleep-ended-130").await;
     send(&shell, "exit 7\n").await;
     until(&mut shell, "<exit 7>").await;
