@@ -36,10 +36,16 @@ pub async fn scenario(b: &Backend) {
     let id = started(b).await;
     let request = ExecRequest {
         argv: vec!["bash".into(), "--norc".into(), "-i".into()],
-        tty: Some(TtySize { rows: 33, cols: 101 }),
+        tty: Some(TtySize {
+            rows: 33,
+            cols: 101,
+        }),
         ..Default::default()
     };
-    let mut shell = d.exec_stream(&id, request).await.expect("a shell on a terminal");
+    let mut shell = d
+        .exec_stream(&id, request)
+        .await
+        .expect("a shell on a terminal");
     let send = |s: &ExecStream, text: &str| {
         let (tx, text) = (s.stdin.clone(), text.as_bytes().to_vec());
         async move { tx.send(text).await.expect("stdin") }
@@ -49,7 +55,10 @@ pub async fn scenario(b: &Backend) {
     assert!(seen.contains("on-a-xterm-256color"), "{seen:?}");
     shell
         .control
-        .send(ExecControl::Resize(TtySize { rows: 50, cols: 160 }))
+        .send(ExecControl::Resize(TtySize {
+            rows: 50,
+            cols: 160,
+        }))
         .await
         .unwrap();
     send(&shell, "stty size\n").await;

@@ -199,6 +199,25 @@ pub struct ExecStream {
     pub control: mpsc::Sender<ExecControl>,
 }
 
+/// A connection a machine's program asked for, as its [`Egress`] made it.
+pub trait EgressStream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> EgressStream for T {}
+
+/// Decides and makes the connections programs in machines ask for (through the agent's
+/// proxy): the owner of the machines applies its policy, dials, and may cut a stream
+/// later by failing its reads and writes.
+#[async_trait]
+pub trait Egress: Send + Sync {
+    /// A connection from `machine` to `host:port`; `Err` says why not (shown to the
+    /// program: name the rule that refused it).
+    async fn connect(
+        &self,
+        machine: &MachineId,
+        host: &str,
+        port: u16,
+    ) -> std::result::Result<Box<dyn EgressStream>, String>;
+}
+
 /// Cumulative usage of one machine, read without spawning a process.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UsageSample {
@@ -349,6 +368,10 @@ pub trait Driver: Send + Sync {
     fn usage(&self, id: &MachineId) -> Result<UsageSample>;
     /// Every machine the backend holds, including ones left behind by a crash.
     async fn list(&self) -> Result<Vec<MachineInfo>>;
+
+    /// Where machines' outbound connections go from now on (none until set: every
+    /// connection is refused).
+    fn set_egress(&self, egress: std::sync::Arc<dyn Egress>);
 }
 
 /// Which backend to build and where it keeps its files.

@@ -11,9 +11,10 @@ use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use super::inbound::{self, Delivery, Role, Table};
+use super::outbound::{EgressSlot, SendFrames, Streams};
 use super::proto::{
     read_frame_max, ErrorInfo, ErrorKind, ExecSpec, ExitInfo, Frame, Kind, ReadSpec, WriteSpec,
-    CHUNK,
+    AGENT_CHAN, CHUNK,
 };
 use crate::{DriverError, ExecControl, ExecEvent, ExecOutput, ExecRequest, ExecStream, Result};
 
@@ -112,8 +113,16 @@ fn agent_error(frame: &Frame) -> DriverError {
 
 impl AgentClient {
     /// Starts reading the agent's frames from `stream`; `label` names the machine in logs.
+    /// Its programs have no way out (see [`AgentClient::with_egress`]).
     pub fn new(stream: UnixStream, label: String) -> Self {
+        Self::with_egress(stream, label, EgressSlot::default())
+    }
+
+    /// As [`AgentClient::new`], with the connections its programs open through the
+    /// agent's proxy put to `egress` (`label` must be the machine's id).
+    pub fn with_egress(stream: UnixStream, label: String, egress: EgressSlot) -> Self {
         let (mut r, w) = stream.into_split();
+        let streams = Arc::new(Streams::new(&label, egress));
         let inner = Arc::new(Inner {
             writer: tokio::sync::Mutex::new(w),
             chans: Table::default(),
@@ -121,6 +130,16 @@ impl AgentClient {
             closed: AtomicBool::new(false),
             broken: Mutex::new(None),
             label,
+        });
+        let sender = Arc::downgrade(&inner);
+        let send: SendFrames = Arc::new(move |frames| {
+            let inner = sender.upgrade();
+            Box::pin(async move {
+                match inner {
+                    Some(inner) => inner.send(&frames).await.is_ok(),
+                    None => false,
+                }
+            })
         });
         let reader = inner.clone();
         tokio::spawn(async move {
@@ -138,6 +157,12 @@ impl AgentClient {
                 };
                 if let Err(why) = inbound::check(&frame) {
                     break Some(why);
+                }
+                if frame.chan & AGENT_CHAN != 0 {
+                    match streams.route(frame, &send) {
+                        Ok(()) => continue,
+                        Err(why) => break Some(why),
+                    }
                 }
                 let chan = frame.chan;
                 match reader.chans.deliver(frame, inbound::STALL).await {
@@ -159,6 +184,7 @@ impl AgentClient {
             }
             reader.closed.store(true, Ordering::SeqCst);
             reader.chans.clear();
+            streams.clear();
             let _ = reader.writer.lock().await.shutdown().await;
         });
         Self { inner }

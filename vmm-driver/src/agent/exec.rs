@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::proto::{ExecSpec, ExitInfo, Frame, Kind, CHUNK};
-use super::tty;
+use super::{net, tty};
 
 /// Encoded frames on their way to the driver. Bounded: when the host stops reading (it
 /// applies backpressure to a client that reads nothing), the output threads block, the
@@ -103,6 +103,12 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
             cmd
         }
     };
+    // The way out is the agent's proxy (see `net`), unless the command says otherwise.
+    for (name, value) in net::proxy_env() {
+        if !spec.env.iter().any(|(k, _)| k == name) {
+            cmd.env(name, value);
+        }
+    }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)))
         .current_dir(spec.cwd.as_deref().unwrap_or("/"));
     // On a terminal the command leads a session of its own (its process group too);

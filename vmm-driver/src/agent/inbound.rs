@@ -55,7 +55,7 @@ pub fn check(frame: &Frame) -> Result<(), String> {
         return Err(format!("the agent sent a {:?} frame", frame.kind));
     }
     let max = match frame.kind {
-        Kind::Stdout | Kind::Stderr | Kind::FileData => MAX_INBOUND,
+        Kind::Stdout | Kind::Stderr | Kind::FileData | Kind::NetData => MAX_INBOUND,
         _ => MAX_JSON,
     };
     if frame.payload.len() > max {

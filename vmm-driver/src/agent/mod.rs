@@ -13,6 +13,8 @@ mod exec;
 mod files;
 mod inbound;
 mod leader;
+mod net;
+pub mod outbound;
 pub mod proto;
 mod server;
 mod tty;

@@ -3,7 +3,9 @@
 //!
 //! A frame is `len: u32 LE | kind: u8 | chan: u32 LE | payload[len]`. The driver picks a
 //! fresh `chan` for every command or file transfer; every frame about it carries that
-//! number, so many commands run at once over the same stream.
+//! number, so many commands run at once over the same stream. A connection a program in
+//! the sprite opens through the agent's proxy is a channel the agent picks, with the
+//! high bit set ([`AGENT_CHAN`]), so the two never collide.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -14,6 +16,11 @@ pub const HEADER_LEN: usize = 9;
 pub const MAX_PAYLOAD: usize = 4 << 20;
 /// Size of the chunks file contents and command output are sent in.
 pub const CHUNK: usize = 256 << 10;
+/// The bit set in the channel of every connection the agent opens.
+pub const AGENT_CHAN: u32 = 1 << 31;
+/// Bytes of a connection either side may send before the other acknowledges them: the
+/// flow control that keeps a slow reader from filling the other side's memory.
+pub const NET_WINDOW: u32 = 1 << 20;
 
 /// What a frame means.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,6 +44,8 @@ pub enum Kind {
     /// Driver → agent: signal the terminal's foreground process group (the number as
     /// 4 bytes LE).
     Signal = 10,
+    /// Driver → agent: the answer to a [`Kind::NetOpen`] ([`NetReply`] as JSON).
+    NetReply = 11,
     /// Either way: a chunk of file contents.
     FileData = 7,
     /// Either way: the end of a file's contents.
@@ -51,6 +60,16 @@ pub enum Kind {
     Error = 19,
     /// Agent → driver: a file write finished; the channel is done.
     Done = 20,
+    /// Agent → driver: a program wants a connection ([`NetOpen`] as JSON).
+    NetOpen = 21,
+    /// Either way: bytes of a connection.
+    NetData = 22,
+    /// Either way: the sender will send no more bytes of this connection.
+    NetEnd = 23,
+    /// Either way: the connection is over, both ways, at once.
+    NetReset = 24,
+    /// Either way: this many bytes (u32 LE) of the other side's were taken.
+    NetAck = 25,
 }
 
 impl Kind {
@@ -65,6 +84,11 @@ impl Kind {
                 | Kind::Exit
                 | Kind::Error
                 | Kind::Done
+                | Kind::NetOpen
+                | Kind::NetData
+                | Kind::NetEnd
+                | Kind::NetReset
+                | Kind::NetAck
         )
     }
 
@@ -81,11 +105,17 @@ impl Kind {
             8 => FileEnd,
             9 => Resize,
             10 => Signal,
+            11 => NetReply,
             16 => Stdout,
             17 => Stderr,
             18 => Exit,
             19 => Error,
             20 => Done,
+            21 => NetOpen,
+            22 => NetData,
+            23 => NetEnd,
+            24 => NetReset,
+            25 => NetAck,
             _ => return None,
         })
     }
@@ -229,6 +259,25 @@ pub struct ExitInfo {
     pub timed_out: bool,
     /// Output was cut at the cap.
     pub truncated: bool,
+}
+
+/// A connection a program in the sprite asked the agent's proxy for.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetOpen {
+    /// A host name or an IP address, as the program gave it.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// The driver's answer to a [`NetOpen`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetReply {
+    /// Connected: bytes may flow.
+    pub ok: bool,
+    /// Why not, for the program (names the rule that refused it).
+    #[serde(default)]
+    pub message: String,
 }
 
 /// A file to send back.

@@ -12,8 +12,8 @@ use std::os::fd::AsRawFd;
 
 use tokio::sync::mpsc;
 
-use super::proto::{read_frame_sync, Frame, Kind};
-use super::{exec, files};
+use super::proto::{read_frame_sync, Frame, Kind, AGENT_CHAN};
+use super::{exec, files, net};
 
 /// A blocking view of the stream that also copes with `EAGAIN` (gVisor may hand the
 /// socket in non-blocking): it then polls, with a timeout so that a lost wake-up (around
@@ -98,6 +98,9 @@ pub async fn serve(input: std::fs::File, output: std::fs::File) -> std::io::Resu
         }
     });
 
+    // The proxies live as long as this agent serves the host: their connections travel
+    // over this stream.
+    let _proxies = net::listen(out.clone());
     let mut chans: HashMap<u32, mpsc::UnboundedSender<Frame>> = HashMap::new();
     let mut seen = 0u32;
     let result = loop {
@@ -126,6 +129,7 @@ pub async fn serve(input: std::fs::File, output: std::fs::File) -> std::io::Resu
                 chans.insert(chan, tx);
                 tokio::spawn(files::write(chan, spec, rx, out.clone()));
             }
+            _ if chan & AGENT_CHAN != 0 => net::deliver(frame),
             Kind::ReadFile => match frame.parse() {
                 Ok(spec) => {
                     tokio::spawn(files::read(chan, spec, out.clone()));

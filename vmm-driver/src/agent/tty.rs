@@ -179,7 +179,12 @@ mod tests {
         let (master, slave) = open(TtySize { rows: 5, cols: 7 }).expect("a pty on this host");
         assert_eq!(
             keys(&master, b"ab\x03c\x1c"),
-            vec![Ok(b"ab".to_vec()), Err(libc::SIGINT), Ok(b"c".to_vec()), Err(libc::SIGQUIT)]
+            vec![
+                Ok(b"ab".to_vec()),
+                Err(libc::SIGINT),
+                Ok(b"c".to_vec()),
+                Err(libc::SIGQUIT)
+            ]
         );
         // A program in raw mode (vi, an agent's TUI) gets the bytes themselves.
         // SAFETY: termios is plain data, read and written through valid pointers.
@@ -191,7 +196,13 @@ mod tests {
         }
         assert_eq!(keys(&master, b"a\x03"), vec![Ok(b"a\x03".to_vec())]);
         let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-        resize(&master, TtySize { rows: 40, cols: 120 });
+        resize(
+            &master,
+            TtySize {
+                rows: 40,
+                cols: 120,
+            },
+        );
         // SAFETY: TIOCGWINSZ writes a winsize through a valid pointer.
         unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
         assert_eq!((ws.ws_row, ws.ws_col), (40, 120));

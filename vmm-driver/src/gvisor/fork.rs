@@ -54,6 +54,7 @@ impl Gvisor {
             paths,
             meta,
             MachineState::Stopped,
+            self.egress.clone(),
         ));
         self.machines
             .write()

@@ -59,7 +59,7 @@ impl Gvisor {
             if let Err(e) = mount(&paths, &meta).await {
                 warn!(machine = %id, error = %e, "could not mount the disk of a recovered machine");
             }
-            let machine = Machine::new(id.clone(), paths, meta, state);
+            let machine = Machine::new(id.clone(), paths, meta, state, self.egress.clone());
             info!(machine = %id, ?state, "recovered machine");
             self.machines
                 .write()
@@ -100,7 +100,13 @@ impl Gvisor {
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
         }
-        let machine = Machine::new(spec.id.clone(), paths, meta, MachineState::Stopped);
+        let machine = Machine::new(
+            spec.id.clone(),
+            paths,
+            meta,
+            MachineState::Stopped,
+            self.egress.clone(),
+        );
         self.machines
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -260,7 +266,7 @@ impl Gvisor {
             };
             let argv = [bundle::AGENT_IN_MACHINE, "agent"];
             rt.side = Some(self.runsc.exec_attached(&m.id, &argv, stdio)?);
-            let agent = AgentClient::new(host, m.id.to_string());
+            let agent = AgentClient::with_egress(host, m.id.to_string(), m.egress.clone());
             rt.agent = Some(agent.clone());
             return Ok(agent);
         }

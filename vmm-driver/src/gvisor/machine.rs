@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::UsageFiles;
+use crate::agent::outbound::EgressSlot;
 use crate::agent::AgentClient;
 use crate::{CheckpointId, DriverError, MachineId, MachineSpec, MachineState, Result};
 
@@ -124,12 +125,20 @@ pub struct Machine {
     pub rt: Arc<tokio::sync::Mutex<Runtime>>,
     /// Files held open for usage samples (never held across an await).
     pub usage: std::sync::Mutex<UsageFiles>,
+    /// Where its programs' outbound connections are decided.
+    pub egress: EgressSlot,
 }
 
 impl Machine {
     /// A machine in `state`. A stopped machine has no sandbox, so cgroup directories of
     /// its id are leftovers (a crash between killing a sandbox and removing them): they go.
-    pub fn new(id: MachineId, paths: Paths, meta: Meta, state: MachineState) -> Self {
+    pub fn new(
+        id: MachineId,
+        paths: Paths,
+        meta: Meta,
+        state: MachineState,
+        egress: EgressSlot,
+    ) -> Self {
         if state == MachineState::Stopped {
             super::cgroup::remove(&id);
         }
@@ -151,6 +160,7 @@ impl Machine {
                 destroyed: false,
             })),
             usage: std::sync::Mutex::new(usage),
+            egress,
         }
     }
 

@@ -28,6 +28,7 @@ use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 
+use crate::agent::outbound::EgressSlot;
 use crate::*;
 use machine::Machine;
 use runsc::Runsc;
@@ -39,6 +40,8 @@ pub struct Gvisor {
     agent_dir: PathBuf,
     image_dir: PathBuf,
     images_dir: PathBuf,
+    /// Where machines' outbound connections are decided (shared with every machine).
+    egress: EgressSlot,
     machines: RwLock<HashMap<MachineId, Arc<Machine>>>,
 }
 
@@ -129,6 +132,7 @@ impl Gvisor {
             agent_dir,
             image_dir: config.image_dir.clone(),
             images_dir: config.state_dir.join("images"),
+            egress: EgressSlot::default(),
             machines: RwLock::new(HashMap::new()),
         };
         saved::sweep_half_made(&driver.images_dir);
@@ -247,5 +251,9 @@ impl Driver for Gvisor {
 
     async fn list(&self) -> Result<Vec<MachineInfo>> {
         self.list_machines().await
+    }
+
+    fn set_egress(&self, egress: Arc<dyn Egress>) {
+        *self.egress.write().unwrap_or_else(|e| e.into_inner()) = Some(egress);
     }
 }

@@ -160,7 +160,7 @@ pub(super) async fn launch(
                 rt.init_serves = image.is_none_or(init_served);
                 rt.agent = rt
                     .init_serves
-                    .then(|| AgentClient::new(host, m.id.to_string()));
+                    .then(|| AgentClient::with_egress(host, m.id.to_string(), m.egress.clone()));
                 rt.side = None;
                 rt.state = MachineState::Running;
                 m.reopen_usage(true);
