@@ -159,6 +159,9 @@ settings! {
     max_total_memory_mb: u64 = 8192, "CORRAL_MAX_TOTAL_MEMORY_MB", "Operator maximum: memory of a tenant's running sprites.";
     max_disk_mb_per_sprite: u64 = 10_240, "CORRAL_MAX_DISK_MB_PER_SPRITE", "Operator maximum: disk of one sprite.";
     max_checkpoints_per_sprite: u32 = 20, "CORRAL_MAX_CHECKPOINTS_PER_SPRITE", "Operator maximum: checkpoints kept per sprite.";
+    egress_default: String = "allow-public".into(), "CORRAL_EGRESS_DEFAULT", "What sprites may reach when no rule of theirs or their tenant's matches: allow-public or deny.";
+    egress_allow_ranges: Option<String> = None, "CORRAL_EGRESS_ALLOW_RANGES", "Address ranges sprites may reach despite being private (tests and development only), e.g. 127.0.0.0/8.";
+    egress_resolve: Option<String> = None, "CORRAL_EGRESS_RESOLVE", "Names resolved to fixed addresses for sprites (tests and development only): host=ip[:port],…";
     default_image: String = "default".into(), "CORRAL_DEFAULT_IMAGE", "Image of a sprite created without `image` (built with `corral image build`).";
     default_cpus: u32 = 1, "CORRAL_DEFAULT_CPUS", "vCPUs of a sprite created without `cpus`.";
     default_memory_mb: u64 = 512, "CORRAL_DEFAULT_MEMORY_MB", "Memory of a sprite created without `memory_mb`.";

@@ -5,6 +5,7 @@ pub mod caller;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod egress;
 pub mod error;
 pub mod extract;
 pub mod listener;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::sprites::router())
         .merge(routes::limits::router())
         .merge(routes::money::router())
+        .merge(routes::network::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -10,6 +10,8 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::Accounts;
 use crate::config::Config;
+use crate::egress::addresses::Exceptions;
+use crate::egress::{Gateway, OperatorDefault};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::money::budget::Budgets;
@@ -38,6 +40,8 @@ pub struct AppState {
     pub sprites: Option<Arc<Sprites>>,
     /// Why the backend cannot run here.
     pub driver_problem: Option<String>,
+    /// Sprites' way out; `None` with the backend.
+    pub egress: Option<Arc<Gateway>>,
     /// Metering and alert mail.
     pub money: Arc<Money>,
     /// Token rows recently read for authentication.
@@ -90,6 +94,21 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             (None, Some(error.to_string()))
         }
     };
+    let egress = match &sprites {
+        Some(sprites) => {
+            let default =
+                OperatorDefault::parse(&config.egress_default).map_err(anyhow::Error::msg)?;
+            let exceptions = Exceptions::parse(
+                config.egress_allow_ranges.as_deref(),
+                config.egress_resolve.as_deref(),
+            )
+            .map_err(anyhow::Error::msg)?;
+            let gateway = Arc::new(Gateway::new(pool.clone(), default, exceptions));
+            sprites.driver().set_egress(gateway.clone());
+            Some(gateway)
+        }
+        None => None,
+    };
     let meter = sprites.as_ref().map(|sprites| {
         let fleet = money::fleet::SpritesFleet::new(sprites.clone());
         corral_metering::Meter::new(pool.clone(), Arc::new(fleet), money::meter_config(&config))
@@ -103,6 +122,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         metrics: Arc::new(Metrics::default()),
         sprites,
         driver_problem,
+        egress,
         token_cache: Arc::default(),
     })
 }
@@ -116,6 +136,13 @@ impl AppState {
     /// The sprites service, or 503 naming what the backend is missing.
     pub fn sprites(&self) -> Result<&Arc<Sprites>, ApiError> {
         self.sprites
+            .as_ref()
+            .ok_or_else(|| crate::sprites::unavailable(self.driver_problem.as_deref()))
+    }
+
+    /// Sprites' way out (policies, the decision log).
+    pub fn egress(&self) -> Result<&Arc<Gateway>, ApiError> {
+        self.egress
             .as_ref()
             .ok_or_else(|| crate::sprites::unavailable(self.driver_problem.as_deref()))
     }

@@ -36,6 +36,11 @@ impl MachineId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The numeric key the id was made from.
+    pub fn key(&self) -> Option<u64> {
+        u64::from_str_radix(self.0.get(1..)?, 16).ok()
+    }
 }
 
 impl std::fmt::Display for MachineId {

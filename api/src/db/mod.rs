@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod images;
 pub mod limits;
+pub mod network;
 pub mod sprites;
 pub mod tokens;
 

@@ -8,5 +8,6 @@ pub mod health;
 pub mod images;
 pub mod limits;
 pub mod money;
+pub mod network;
 pub mod sprites;
 pub mod tokens;

@@ -55,6 +55,10 @@ pub fn main() -> i32 {
 /// Serves the protocol on fds 0 (requests) and 1 (replies).
 pub async fn run_stdio() -> std::io::Result<()> {
     exec::start_reaper()?;
+    net::accept_hand_over();
+    if std::process::id() != 1 {
+        net::take_over();
+    }
     let (r, w) = take_stdio()?;
     let result = server::serve(std::fs::File::from(r), std::fs::File::from(w)).await;
     if std::process::id() == 1 {

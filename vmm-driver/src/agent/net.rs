@@ -20,6 +20,8 @@ use std::time::Duration;
 use super::exec::Out;
 use super::proto::{Frame, Kind, NetOpen, NetReply, AGENT_CHAN, CHUNK, NET_WINDOW};
 
+/// Where every sprite's agent is (`gvisor::bundle::AGENT_IN_MACHINE`).
+const AGENT_PATH: &str = "/.corral/agent";
 /// The HTTP proxy's port on the sprite's loopback.
 pub const HTTP_PORT: u16 = 3128;
 /// The SOCKS5 proxy's port on the sprite's loopback.
@@ -448,21 +450,76 @@ fn serve_socks(mut conn: TcpStream, out: &Out) {
     }
 }
 
-/// The proxies' listeners; dropping this closes them (the agent that owns them lost its
-/// host, and a new agent takes the ports over).
+/// The proxies' listeners; dropping this closes them within [`STOP_POLL`] (the agent
+/// that owns them lost its host, and a new agent takes the ports over: a connection the
+/// old one accepted could go nowhere).
 pub struct Listeners {
     stop: Arc<AtomicBool>,
-    fds: Arc<Mutex<Vec<i32>>>,
 }
+
+/// Set in the sandbox's first agent when a later one took the host stream over (this
+/// gVisor may never show an agent the end of its old stream, so it cannot tell itself).
+static HANDED_OVER: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn handed_over(_: libc::c_int) {
+    HANDED_OVER.store(true, Ordering::SeqCst);
+}
+
+extern "C" fn superseded(_: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe; a superseded agent has nothing left to do.
+    unsafe { libc::_exit(0) };
+}
+
+/// Every agent listens for its successor: the sandbox's first agent (its init, which
+/// must stay) lets go of the proxies' ports; a later one exits.
+pub fn accept_hand_over() {
+    let handler = if std::process::id() == 1 {
+        handed_over as *const () as libc::sighandler_t
+    } else {
+        superseded as *const () as libc::sighandler_t
+    };
+    // SAFETY: both handlers only use async-signal-safe operations.
+    unsafe { libc::signal(libc::SIGUSR1, handler) };
+}
+
+/// In an agent started beside the first: tells every earlier agent to let go (the
+/// first) or to end (earlier ones like this), so the proxies' ports are this one's.
+/// Agents are told apart from sessions leaders by their exact command line.
+pub fn take_over() {
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .collect();
+        if args == [AGENT_PATH.as_bytes(), b"agent"] {
+            // SAFETY: kill takes no pointers.
+            unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+        }
+    }
+}
+
+/// How often a listener looks whether it must stop (this gVisor does not wake a blocked
+/// `accept` when its socket is shut down, so the listener never blocks for long).
+const STOP_POLL: i32 = 100;
 
 impl Drop for Listeners {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        for fd in self.fds.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
-            // SAFETY: shutdown on a listening socket this process holds wakes its
-            // blocked accept; the socket itself is closed by its thread.
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
-        }
     }
 }
 
@@ -471,27 +528,20 @@ impl Drop for Listeners {
 pub fn listen(out: Out) -> Listeners {
     let listeners = Listeners {
         stop: Arc::new(AtomicBool::new(false)),
-        fds: Arc::default(),
     };
     for (port, serve) in [
         (HTTP_PORT, serve_http as fn(TcpStream, &Out)),
         (SOCKS_PORT, serve_socks as fn(TcpStream, &Out)),
     ] {
-        let (stop, fds, out) = (listeners.stop.clone(), listeners.fds.clone(), out.clone());
+        let (stop, out) = (listeners.stop.clone(), out.clone());
         let _ = std::thread::Builder::new()
             .name("proxy".into())
-            .spawn(move || accept_forever(port, serve, stop, fds, out));
+            .spawn(move || accept_until_stopped(port, serve, stop, out));
     }
     listeners
 }
 
-fn accept_forever(
-    port: u16,
-    serve: fn(TcpStream, &Out),
-    stop: Arc<AtomicBool>,
-    fds: Arc<Mutex<Vec<i32>>>,
-    out: Out,
-) {
+fn accept_until_stopped(port: u16, serve: fn(TcpStream, &Out), stop: Arc<AtomicBool>, out: Out) {
     let mut tries = 0;
     let listener = loop {
         if stop.load(Ordering::SeqCst) {
@@ -509,14 +559,24 @@ fn accept_forever(
             }
         }
     };
-    fds.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(listener.as_raw_fd());
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
+    if listener.set_nonblocking(true).is_err() {
+        return;
+    }
+    // Stop when this agent's stream is gone (its writer ended) or handed over.
+    while !stop.load(Ordering::SeqCst) && !HANDED_OVER.load(Ordering::SeqCst) && !out.is_closed() {
+        let mut pfd = libc::pollfd {
+            fd: listener.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: poll on one valid pollfd we own (plain poll, not epoll: see `exec`).
+        unsafe { libc::poll(&mut pfd, 1, STOP_POLL) };
+        let Ok((conn, _)) = listener.accept() else {
+            continue;
+        };
+        if conn.set_nonblocking(false).is_err() {
+            continue;
         }
-        let Ok(conn) = conn else { continue };
         let out = out.clone();
         let _ = std::thread::Builder::new()
             .name("proxy-conn".into())
