@@ -11,6 +11,7 @@ mod isolation;
 #[path = "../common/machines.rs"]
 mod machines;
 mod money;
+mod network;
 mod reliability;
 mod security;
 mod sprites;

@@ -72,6 +72,17 @@ fn streams() -> std::sync::MutexGuard<'static, Option<HashMap<u32, Stream>>> {
     STREAMS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Ends every connection: this agent's stream to the host is gone. Each connection's
+/// threads see it (their queue closes, their credit is reset) and let go of the stream.
+pub fn reset_all() {
+    let mut guard = streams();
+    for (_, stream) in guard.get_or_insert_with(HashMap::new).drain() {
+        let (lock, wake) = &*stream.credit;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).reset = true;
+        wake.notify_all();
+    }
+}
+
 /// Hands a frame from the host to its connection (unknown ones are dropped: the
 /// connection is over).
 pub fn deliver(frame: Frame) {
@@ -189,6 +200,9 @@ fn pipe(conn: TcpStream, channel: Channel, first: Vec<u8>, out: &Out) {
         .name("net-in".into())
         .spawn(move || {
             let mut unacked = 0u32;
+            // The loop ends when the connection is over: the socket goes too, so the
+            // reading side stops.
+            let _closes = CloseOnDrop(to_program.try_clone().ok());
             while let Ok(frame) = frames.recv() {
                 match frame.kind {
                     Kind::NetData => {
@@ -249,6 +263,17 @@ fn pipe(conn: TcpStream, channel: Channel, first: Vec<u8>, out: &Out) {
     }
     if let Ok(writer) = writer {
         let _ = writer.join();
+    }
+}
+
+/// Shuts a socket down both ways when dropped.
+struct CloseOnDrop(Option<TcpStream>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        if let Some(conn) = &self.0 {
+            let _ = conn.shutdown(Shutdown::Both);
+        }
     }
 }
 
@@ -533,7 +558,8 @@ pub fn listen(out: Out) -> Listeners {
         (HTTP_PORT, serve_http as fn(TcpStream, &Out)),
         (SOCKS_PORT, serve_socks as fn(TcpStream, &Out)),
     ] {
-        let (stop, out) = (listeners.stop.clone(), out.clone());
+        // Weak: the listeners must not keep the stream's writer alive.
+        let (stop, out) = (listeners.stop.clone(), out.downgrade());
         let _ = std::thread::Builder::new()
             .name("proxy".into())
             .spawn(move || accept_until_stopped(port, serve, stop, out));
@@ -541,7 +567,12 @@ pub fn listen(out: Out) -> Listeners {
     listeners
 }
 
-fn accept_until_stopped(port: u16, serve: fn(TcpStream, &Out), stop: Arc<AtomicBool>, out: Out) {
+fn accept_until_stopped(
+    port: u16,
+    serve: fn(TcpStream, &Out),
+    stop: Arc<AtomicBool>,
+    out: tokio::sync::mpsc::WeakSender<Vec<u8>>,
+) {
     let mut tries = 0;
     let listener = loop {
         if stop.load(Ordering::SeqCst) {
@@ -563,7 +594,7 @@ fn accept_until_stopped(port: u16, serve: fn(TcpStream, &Out), stop: Arc<AtomicB
         return;
     }
     // Stop when this agent's stream is gone (its writer ended) or handed over.
-    while !stop.load(Ordering::SeqCst) && !HANDED_OVER.load(Ordering::SeqCst) && !out.is_closed() {
+    while !stop.load(Ordering::SeqCst) && !HANDED_OVER.load(Ordering::SeqCst) {
         let mut pfd = libc::pollfd {
             fd: listener.as_raw_fd(),
             events: libc::POLLIN,
@@ -574,10 +605,12 @@ fn accept_until_stopped(port: u16, serve: fn(TcpStream, &Out), stop: Arc<AtomicB
         let Ok((conn, _)) = listener.accept() else {
             continue;
         };
+        let Some(out) = out.upgrade() else {
+            return;
+        };
         if conn.set_nonblocking(false).is_err() {
             continue;
         }
-        let out = out.clone();
         let _ = std::thread::Builder::new()
             .name("proxy-conn".into())
             .spawn(move || serve(conn, &out));

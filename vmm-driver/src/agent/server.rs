@@ -100,7 +100,7 @@ pub async fn serve(input: std::fs::File, output: std::fs::File) -> std::io::Resu
 
     // The proxies live as long as this agent serves the host: their connections travel
     // over this stream.
-    let _proxies = net::listen(out.clone());
+    let proxies = net::listen(out.clone());
     let mut chans: HashMap<u32, mpsc::UnboundedSender<Frame>> = HashMap::new();
     let mut seen = 0u32;
     let result = loop {
@@ -149,7 +149,10 @@ pub async fn serve(input: std::fs::File, output: std::fs::File) -> std::io::Resu
             chans.retain(|_, tx| !tx.is_closed());
         }
     };
-    // Dropping the control channels kills the commands still running.
+    // Dropping the control channels kills the commands still running; the proxies and
+    // their connections end with the stream.
+    drop(proxies);
+    net::reset_all();
     drop(chans);
     drop(out);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;

@@ -1,0 +1,392 @@
+//! Network out of a sprite, end to end: real sprites reach real HTTP and HTTPS servers
+//! on this host's loopback through the agent's proxy and the server's gateway (made
+//! reachable only by the test-only `CORRAL_EGRESS_ALLOW_RANGES` and
+//! `CORRAL_EGRESS_RESOLVE`); rules allow and deny by name with the rule in the answer;
+//! private addresses stay refused under `allow *`; a policy change cuts an open stream;
+//! the log names every decision with its bytes.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::helpers::{expect_problem, expect_status, App};
+
+/// A small HTTP server on loopback: `/` answers a greeting; `/slow` sends a line every
+/// 100 ms for a minute (a stream to cut).
+async fn upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                if head.starts_with("GET /slow") {
+                    let _ = conn
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
+                        .await;
+                    for i in 0..600 {
+                        if conn
+                            .write_all(format!("tick {i}\n").as_bytes())
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    return;
+                }
+                let body = format!(
+                    "hello from upstream; you sent: {}",
+                    head.lines().next().unwrap_or("")
+                );
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+/// `openssl s_server` with a certificate for `secure.test`, on a free loopback port.
+struct TlsUpstream {
+    child: Child,
+    port: u16,
+    cert: Vec<u8>,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsUpstream {
+    fn start() -> TlsUpstream {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=secure.test",
+            ])
+            .args(["-addext", "subjectAltName=DNS:secure.test", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(made.success());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TlsUpstream {
+            child,
+            port,
+            cert: std::fs::read(&cert).unwrap(),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn sh(app: &App, token: &str, sprite: &str, script: &str) -> Value {
+    let out = expect_status(
+        app.post(
+            &format!("/v1/sprites/{sprite}/exec"),
+            token,
+            json!({"cmd": ["sh", "-c", script], "timeout_s": 60}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    out
+}
+
+fn stdout(out: &Value) -> &str {
+    out["stdout"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn sprites_reach_the_world_on_the_tenants_terms() {
+    let plain = upstream().await;
+    let tls = TlsUpstream::start();
+    let resolve = format!(
+        "up.test=127.0.0.1:{plain},secure.test=127.0.0.1:{},rebind.test=10.0.0.7",
+        tls.port
+    );
+    let app = App::spawn_with(&[
+        ("CORRAL_EGRESS_ALLOW_RANGES", "127.0.0.0/8"),
+        ("CORRAL_EGRESS_RESOLVE", &resolve),
+    ])
+    .await;
+    let (_, token) = app.signup("net@example.com").await;
+    expect_status(
+        app.post(
+            "/v1/sprites",
+            &token,
+            json!({"name": "web", "idle_timeout_s": 0}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    expect_status(
+        app.request(
+            reqwest::Method::PUT,
+            "/v1/sprites/web/files?path=/root/ca.pem",
+            Some(&token),
+        )
+        .body(tls.cert.clone())
+        .send()
+        .await
+        .unwrap(),
+        204,
+    )
+    .await;
+
+    // The operator's default (allow-public) lets curl and python3 out, HTTP and HTTPS.
+    let out = sh(&app, &token, "web", "curl -sS http://up.test/hello").await;
+    assert_eq!(
+        stdout(&out),
+        "hello from upstream; you sent: GET /hello HTTP/1.1",
+        "{out}"
+    );
+    let out = sh(
+        &app,
+        &token,
+        "web",
+        "python3 -c 'import urllib.request as u; print(u.urlopen(\"http://up.test/py\").read().decode())'",
+    )
+    .await;
+    assert!(stdout(&out).contains("GET /py HTTP/1.1"), "{out}");
+    let out = sh(
+        &app,
+        &token,
+        "web",
+        "curl -sS --cacert /root/ca.pem https://secure.test/ | head -c 200",
+    )
+    .await;
+    assert!(
+        stdout(&out).contains("s_server"),
+        "HTTPS through CONNECT: {out}"
+    );
+    let out = sh(
+        &app,
+        &token,
+        "web",
+        "SSL_CERT_FILE=/root/ca.pem python3 -c 'import urllib.request as u; print(u.urlopen(\"https://secure.test/\").status)'",
+    )
+    .await;
+    assert_eq!(stdout(&out).trim(), "200", "{out}");
+
+    // A rule denies by name, and the answer names it; SOCKS says "not allowed by ruleset".
+    let policy = json!({"rules": [{"domain": "*", "action": "allow"}, {"domain": "*.test", "action": "deny"},
+                                   {"domain": "secure.test", "action": "allow", "ports": [443]}]});
+    expect_status(
+        app.put("/v1/sprites/web/policy/network", &token, policy)
+            .await,
+        200,
+    )
+    .await;
+    let out = sh(
+        &app,
+        &token,
+        "web",
+        "curl -sS -i http://up.test/ | tr -d '\\r'",
+    )
+    .await;
+    let text = stdout(&out);
+    assert!(text.starts_with("HTTP/1.1 403"), "{out}");
+    assert!(
+        text.contains(
+            "X-Corral-Refused: up.test:80 not allowed: rule \"deny *.test\" of the sprite's policy"
+        ),
+        "{out}"
+    );
+    let out = sh(
+        &app,
+        &token,
+        "web",
+        "curl -sS --socks5-hostname 127.0.0.1:1080 http://up.test/ 2>&1; echo code=$?",
+    )
+    .await;
+    assert!(stdout(&out).contains("code=97"), "SOCKS refusal: {out}");
+    let out = sh(
+        &app,
+        &token,
+        "web",
+        "curl -sS -o /dev/null -w '%{http_code}' --cacert /root/ca.pem https://secure.test/",
+    )
+    .await;
+    assert_eq!(stdout(&out), "200", "the more specific allow wins: {out}");
+
+    // Private addresses stay refused under `allow *`: by address, and by a name that
+    // resolves to one.
+    let everything = json!({"rules": [{"domain": "*", "action": "allow"}]});
+    expect_status(
+        app.put("/v1/sprites/web/policy/network", &token, everything)
+            .await,
+        200,
+    )
+    .await;
+    for target in [
+        "http://10.1.2.3/",
+        "http://rebind.test/",
+        "http://169.254.169.254/latest/",
+    ] {
+        let out = sh(
+            &app,
+            &token,
+            "web",
+            &format!("curl -sS -i {target} | tr -d '\\r' | grep X-Corral-Refused"),
+        )
+        .await;
+        assert!(stdout(&out).contains("always refused"), "{target}: {out}");
+    }
+
+    // A policy change cuts an open stream.
+    let stream = tokio::spawn({
+        let (url, token) = (app.url.clone(), token.clone());
+        async move {
+            reqwest::Client::new()
+                .post(format!("{url}/v1/sprites/web/exec"))
+                .bearer_auth(token)
+                .json(&json!({"cmd": ["sh", "-c", "curl -sS -N http://up.test/slow | wc -l; echo done"], "timeout_s": 120}))
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = expect_status(app.get("/v1/sprites/web/network/log", &token).await, 200).await;
+    let open = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["open"] == true)
+        .cloned();
+    let open = open.unwrap_or_else(|| panic!("the slow stream is open: {log}"));
+    assert_eq!(
+        (open["host"].clone(), open["port"].clone()),
+        (json!("up.test"), json!(80))
+    );
+    let cut = json!({"rules": [{"domain": "up.test", "action": "deny"}]});
+    let started = std::time::Instant::now();
+    expect_status(
+        app.put("/v1/sprites/web/policy/network", &token, cut).await,
+        200,
+    )
+    .await;
+    let out = tokio::time::timeout(Duration::from_secs(20), stream)
+        .await
+        .expect("the cut stream ends")
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "cut at once, not at the end of the download"
+    );
+    let lines: u64 = stdout(&out)
+        .lines()
+        .next()
+        .unwrap_or("0")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(lines > 3 && lines < 200, "some ticks, then cut: {out}");
+
+    // The log: every decision, with its rule and bytes.
+    let log = expect_status(app.get("/v1/sprites/web/network/log", &token).await, 200).await;
+    let entries = log["entries"].as_array().unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e["allowed"] == false && e["rule"].as_str().unwrap().contains("deny *.test")));
+    assert!(entries.iter().any(|e| e["allowed"] == true
+        && e["host"] == "secure.test"
+        && e["bytes_in"].as_u64().unwrap() > 1000));
+
+    // The tenant's default applies to sprites without a matching rule of their own;
+    // bad rules are named.
+    expect_status(
+        app.put(
+            "/v1/policy/network",
+            &token,
+            json!({"rules": [{"include": "package-registries"}]}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let tenant = expect_status(app.get("/v1/policy/network", &token).await, 200).await;
+    assert!(tenant["effective"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["domain"] == "pypi.org"));
+    expect_problem(
+        app.put(
+            "/v1/policy/network",
+            &token,
+            json!({"rules": [{"include": "everything"}]}),
+        )
+        .await,
+        422,
+        "validation",
+    )
+    .await;
+    let (_, other) = app.signup("other@example.com").await;
+    expect_problem(
+        app.get("/v1/sprites/web/network/log", &other).await,
+        404,
+        "not_found",
+    )
+    .await;
+}
