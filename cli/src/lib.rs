@@ -14,6 +14,7 @@ mod exec;
 mod files;
 mod images;
 mod limits;
+mod network;
 mod output;
 mod prices;
 mod progress;
@@ -123,6 +124,13 @@ pub enum Command {
     Limits(limits::LimitsArgs),
     /// The price table in force.
     Prices,
+    /// Network rules of a sprite (or of the tenant); `policy [SPRITE] set` replaces them.
+    Policy(network::PolicyArgs),
+    /// A sprite's recent connections: allowed or refused, by which rule, bytes each way.
+    Netlog {
+        /// The sprite's name.
+        sprite: String,
+    },
     /// Spend alerts sent or queued.
     Alerts,
 }
@@ -189,6 +197,8 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Usage(args) => billing::usage(&authed()?, args, json).await,
         Command::Limits(args) => limits::run(&authed()?, args, json).await,
         Command::Prices => prices::prices(&authed()?, json).await,
+        Command::Policy(args) => network::policy(&authed()?, args, json).await,
+        Command::Netlog { sprite } => network::netlog(&authed()?, &sprite, json).await,
         Command::Alerts => prices::alerts(&authed()?, json).await,
     }
 }
