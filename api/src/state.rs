@@ -103,7 +103,12 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
                 config.egress_resolve.as_deref(),
             )
             .map_err(anyhow::Error::msg)?;
-            let gateway = Arc::new(Gateway::new(pool.clone(), default, exceptions));
+            let gateway = Arc::new(Gateway::new(
+                pool.clone(),
+                default,
+                exceptions,
+                config.network_mbps,
+            ));
             sprites.driver().set_egress(gateway.clone());
             Some(gateway)
         }

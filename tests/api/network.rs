@@ -31,6 +31,15 @@ async fn upstream() -> u16 {
                     }
                 }
                 let head = String::from_utf8_lossy(&head).to_string();
+                if head.starts_with("GET /big") {
+                    let size = 3_000_000;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                    let _ = conn.write_all(&vec![b'x'; size]).await;
+                    return;
+                }
                 if head.starts_with("GET /slow") {
                     let _ = conn
                         .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n")
@@ -60,6 +69,47 @@ async fn upstream() -> u16 {
         }
     });
     port
+}
+
+#[tokio::test]
+async fn a_sprites_bandwidth_holds() {
+    let plain = upstream().await;
+    let resolve = format!("up.test=127.0.0.1:{plain}");
+    let app = App::spawn_with(&[
+        ("CORRAL_EGRESS_ALLOW_RANGES", "127.0.0.0/8"),
+        ("CORRAL_EGRESS_RESOLVE", &resolve),
+        ("CORRAL_NETWORK_MBPS", "8"),
+    ])
+    .await;
+    let (_, token) = app.signup("bandwidth@example.com").await;
+    expect_status(
+        app.post(
+            "/v1/sprites",
+            &token,
+            json!({"name": "dl", "idle_timeout_s": 0}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let out = sh(
+        &app,
+        &token,
+        "dl",
+        "curl -sS -o /dev/null -w '%{size_download} %{time_total}' http://up.test/big",
+    )
+    .await;
+    let text = stdout(&out);
+    let mut fields = text.split_whitespace();
+    let bytes: f64 = fields.next().unwrap_or("0").parse().unwrap();
+    let seconds: f64 = fields.next().unwrap_or("0").parse().unwrap();
+    assert_eq!(bytes, 3_000_000.0, "{out}");
+    // 8 Mbit/s is 1,000,000 bytes a second.
+    let rate = bytes / seconds;
+    assert!(
+        (900_000.0..=1_100_000.0).contains(&rate),
+        "{rate:.0} bytes/s ({out})"
+    );
 }
 
 /// `openssl s_server` with a certificate for `secure.test`, on a free loopback port.

@@ -4,12 +4,15 @@
 //! pause), whose log line is its handle.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, Waker};
 
 use serde::Serialize;
+
+use super::limit::Limiter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use utoipa::ToSchema;
 
@@ -166,16 +169,42 @@ impl NetLog {
     }
 }
 
-/// An allowed connection's stream: counts bytes into its log line, and fails once cut.
+/// An allowed connection's stream: counts bytes into its log line, moves them no faster
+/// than its sprite's bandwidth, and fails once cut.
 pub struct Watched<S> {
     inner: S,
     entry: Arc<Entry>,
+    limiter: Arc<Limiter>,
+    /// Waits for the bucket to refill, per direction (read, write).
+    waits: [Option<Pin<Box<tokio::time::Sleep>>>; 2],
 }
 
 impl<S> Watched<S> {
-    /// Watches `inner` under `entry`.
-    pub fn new(inner: S, entry: Arc<Entry>) -> Self {
-        Self { inner, entry }
+    /// Watches `inner` under `entry`, within `limiter`.
+    pub fn new(inner: S, entry: Arc<Entry>, limiter: Arc<Limiter>) -> Self {
+        Self {
+            inner,
+            entry,
+            limiter,
+            waits: [None, None],
+        }
+    }
+
+    /// How many bytes this direction may move now (`Pending` while the bucket refills;
+    /// the task is woken when it has).
+    fn allowance(&mut self, cx: &mut Context<'_>, slot: usize, want: usize) -> Poll<usize> {
+        loop {
+            if let Some(wait) = self.waits[slot].as_mut() {
+                if wait.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.waits[slot] = None;
+            }
+            match self.limiter.take(want.max(1)) {
+                Ok(n) => return Poll::Ready(n),
+                Err(wait) => self.waits[slot] = Some(Box::pin(tokio::time::sleep(wait))),
+            }
+        }
     }
 }
 
@@ -194,9 +223,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         if let Some(error) = self.entry.check(cx, 0) {
             return Poll::Ready(Err(error));
         }
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let got = buf.filled().len() - before;
+        let granted = match self.allowance(cx, 0, buf.remaining()) {
+            Poll::Ready(n) => n.min(buf.remaining()),
+            Poll::Pending => return Poll::Pending,
+        };
+        let mut limited = buf.take(granted);
+        let polled = Pin::new(&mut self.inner).poll_read(cx, &mut limited);
+        let got = limited.filled().len();
+        // SAFETY: `limited` wrote `got` initialised bytes into `buf`'s unfilled part.
+        unsafe { buf.assume_init(got) };
+        buf.advance(got);
+        self.limiter.refund(granted - got);
         self.entry.bytes_in.fetch_add(got as u64, Ordering::Relaxed);
         polled
     }
@@ -211,10 +248,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         if let Some(error) = self.entry.check(cx, 1) {
             return Poll::Ready(Err(error));
         }
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = &polled {
-            self.entry.bytes_out.fetch_add(*n as u64, Ordering::Relaxed);
-        }
+        let granted = match self.allowance(cx, 1, buf.len()) {
+            Poll::Ready(n) => n.min(buf.len()),
+            Poll::Pending => return Poll::Pending,
+        };
+        let polled = Pin::new(&mut self.inner).poll_write(cx, &buf[..granted]);
+        let written = match &polled {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        self.limiter.refund(granted - written);
+        self.entry
+            .bytes_out
+            .fetch_add(written as u64, Ordering::Relaxed);
         polled
     }
 

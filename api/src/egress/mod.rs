@@ -6,6 +6,7 @@
 //! machine the stream arrived from, never from anything the sprite sends.
 
 pub mod addresses;
+pub mod limit;
 pub mod log;
 pub mod policy;
 
@@ -78,11 +79,19 @@ pub struct Gateway {
     exceptions: Exceptions,
     own: Vec<IpAddr>,
     log: NetLog,
+    /// Megabits per second each sprite may move.
+    mbps: u32,
+    limits: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<limit::Limiter>>>,
 }
 
 impl Gateway {
     /// A gateway with the operator's default and exceptions.
-    pub fn new(pool: SqlitePool, default: OperatorDefault, exceptions: Exceptions) -> Self {
+    pub fn new(
+        pool: SqlitePool,
+        default: OperatorDefault,
+        exceptions: Exceptions,
+        mbps: u32,
+    ) -> Self {
         if exceptions.any() {
             tracing::warn!(
                 allow = ?exceptions.allow,
@@ -97,7 +106,19 @@ impl Gateway {
             exceptions,
             own: addresses::host_addresses(),
             log: NetLog::default(),
+            mbps,
+            limits: Default::default(),
         }
+    }
+
+    /// The sprite's bandwidth bucket, shared by all its connections.
+    fn limiter(&self, sprite_id: i64) -> std::sync::Arc<limit::Limiter> {
+        self.limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(sprite_id)
+            .or_insert_with(|| std::sync::Arc::new(limit::Limiter::new(self.mbps)))
+            .clone()
     }
 
     /// The sprite's decisions, newest first.
@@ -274,7 +295,8 @@ impl Egress for Gateway {
                     let _ = stream.set_nodelay(true);
                     let entry = Entry::new(host, port, true, rule);
                     self.log.record(sprite_id, &entry);
-                    return Ok(Box::new(Watched::new(stream, entry)));
+                    let limiter = self.limiter(sprite_id);
+                    return Ok(Box::new(Watched::new(stream, entry, limiter)));
                 }
                 Ok(Err(e)) => last = format!("{addr}: {e}"),
                 Err(_) => last = format!("{addr}: no answer in {} s", DIAL_TIMEOUT.as_secs()),
