@@ -1,6 +1,8 @@
 //! The HTTP path against the driver called directly, in one run: sprite create, the
 //! exec round trip and keystroke echo on a terminal (a key typed into `cat` on a
-//! terminal until its echo is back: the console's feel), then `GET /v1/sprites` with 100
+//! terminal until its echo is back: the console's feel), the way out (a request's time to
+//! first byte and a 200 MiB download through the sprite's proxy beside the same from the
+//! host directly), then `GET /v1/sprites` with 100
 //! sprites under `wrk`.
 //!
 //! `cargo bench --bench http` (needs runsc, the default image and wrk: the set-up command
@@ -53,7 +55,111 @@ fn image_dir() -> String {
     std::env::var("CORRAL_IMAGE_DIR").unwrap_or_else(|_| "/var/lib/corral/images".into())
 }
 
-async fn start_server() -> Server {
+/// An HTTP server on loopback: `/` answers a few bytes, `/big` 200 MiB.
+async fn upstream() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let size: usize = if head.starts_with(b"GET /big") {
+                    200 << 20
+                } else {
+                    5
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+                );
+                let _ = conn.write_all(answer.as_bytes()).await;
+                let chunk = vec![b'x'; 1 << 20];
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    if conn.write_all(&chunk[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+            });
+        }
+    });
+    port
+}
+
+/// `curl`'s own timings (time to first byte, total, bytes) from its `-w` output.
+fn curl_times(out: &str) -> (f64, f64, f64) {
+    let f: Vec<f64> = out
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    (f[0], f[1], f[2])
+}
+
+const CURL_TIMES: &str =
+    "-sS -o /dev/null -w '%{time_starttransfer} %{time_total} %{size_download}'";
+
+/// Requests through the sprite's proxy beside the same from the host, in one run.
+async fn network(url: &str, token: &str, port: u16) {
+    let client = reqwest::Client::new();
+    let exec = |script: String| {
+        let client = client.clone();
+        async move {
+            let answer: Value = client
+                .post(format!("{url}/v1/sprites/b0/exec"))
+                .bearer_auth(token)
+                .json(&json!({"cmd": ["sh", "-c", script], "timeout_s": 600}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["stdout"].as_str().unwrap_or_default().to_string()
+        }
+    };
+    let host = |script: String| {
+        let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let direct_url = format!("http://127.0.0.1:{port}");
+    let (mut proxied, mut direct) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let out = exec(format!("curl {CURL_TIMES} http://up.test/")).await;
+        proxied.push(Duration::from_secs_f64(curl_times(&out).0));
+        let out = host(format!("curl --noproxy '*' {CURL_TIMES} {direct_url}/"));
+        direct.push(Duration::from_secs_f64(curl_times(&out).0));
+    }
+    let (p50, d50) = (percentile(&mut proxied, 0.5), percentile(&mut direct, 0.5));
+    println!(
+        "request, first byte    proxied p50 {:>8.2} ms p95 {:>8.2} ms | direct p50 {:>8.2} ms | ratio p50 {:.2}x",
+        p50.as_secs_f64() * 1e3,
+        percentile(&mut proxied, 0.95).as_secs_f64() * 1e3,
+        d50.as_secs_f64() * 1e3,
+        p50.as_secs_f64() / d50.as_secs_f64()
+    );
+    let (_, total, bytes) =
+        curl_times(&exec(format!("curl {CURL_TIMES} http://up.test/big")).await);
+    let through = bytes / total / 1e6;
+    let (_, total, bytes) = curl_times(&host(format!(
+        "curl --noproxy '*' {CURL_TIMES} {direct_url}/big"
+    )));
+    let straight = bytes / total / 1e6;
+    println!(
+        "download 200 MiB       proxied {through:>8.1} MB/s | direct {straight:>8.1} MB/s | ratio {:.2}x",
+        through / straight
+    );
+}
+
+async fn start_server(upstream_port: u16) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_corral"))
         .arg("serve")
@@ -65,6 +171,13 @@ async fn start_server() -> Server {
         .env("CORRAL_MAX_RUNNING_SPRITES", "1000")
         .env("CORRAL_MAX_TOTAL_CPUS", "1000")
         .env("CORRAL_MAX_TOTAL_MEMORY_MB", "1000000")
+        // The way out reaches this process's upstream on loopback, unthrottled.
+        .env("CORRAL_EGRESS_ALLOW_RANGES", "127.0.0.0/8")
+        .env(
+            "CORRAL_EGRESS_RESOLVE",
+            format!("up.test=127.0.0.1:{upstream_port}"),
+        )
+        .env("CORRAL_NETWORK_MBPS", "100000")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -86,7 +199,8 @@ async fn start_server() -> Server {
 
 #[tokio::main]
 async fn main() {
-    let server = start_server().await;
+    let upstream_port = upstream().await;
+    let server = start_server(upstream_port).await;
     let client = reqwest::Client::new();
     let signup: Value = client
         .post(format!("{}/v1/signup", server.url))
@@ -172,6 +286,7 @@ async fn main() {
         driver_echo(&driver, &direct_ids[0]).await,
     );
     report("keystroke echo (tty)", &mut http_echo, &mut direct_echo);
+    network(&server.url, &token, upstream_port).await;
     for id in &direct_ids {
         driver.destroy(id).await.unwrap();
     }
