@@ -512,8 +512,24 @@ async fn start_sprite(client: &Client, url: &str) -> Result<Option<String>> {
         .await?;
     page.click("#terminal-close").await?;
 
-    // Fork it from its row (the name goes into the page's prompt), then delete the fork.
+    // Its network rules: the defaults under them, then a rule of its own saved.
     page.click(&format!("{row} .actions button:nth-child(3)"))
+        .await?;
+    page.text_where("#network-summary", |t| {
+        t.contains("the server's default: allow-public")
+    })
+    .await?;
+    page.fill("#network-rules", r#"[{"domain": "*", "action": "deny"}]"#)
+        .await?;
+    page.click("#network-form button[type=submit]").await?;
+    page.text_where("#network-summary", |t| {
+        t.starts_with("1 rule(s) of this sprite")
+    })
+    .await?;
+    page.click("#network-close").await?;
+
+    // Fork it from its row (the name goes into the page's prompt), then delete the fork.
+    page.click(&format!("{row} .actions button:nth-child(4)"))
         .await?;
     client.send_alert_text("web-fork").await?;
     client.accept_alert().await?;

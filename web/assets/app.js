@@ -4,6 +4,7 @@
 import { api, onSessionLost, session } from "./api.js";
 import * as budget from "./budget.js";
 import * as images from "./images.js";
+import * as network from "./network.js";
 import { $, clearError, onSubmit, showError, when } from "./dom.js";
 import * as sprites from "./sprites.js";
 import * as tokens from "./tokens.js";
@@ -12,7 +13,7 @@ const REFRESH_MS = 5000;
 let timer = null;
 
 function refresh() {
-  return Promise.all([budget.load(), sprites.load(), images.load(), tokens.load()]);
+  return Promise.all([budget.load(), sprites.load(), images.load(), network.refresh(), tokens.load()]);
 }
 
 /** Shows the forms; `message` (why the session ended) goes above the login form. */

@@ -3,6 +3,7 @@
 
 import { api } from "./api.js";
 import * as images from "./images.js";
+import * as network from "./network.js";
 import * as terminal from "./terminal.js";
 import { $, button, clearError, el, loadList, onSubmit, row, showError } from "./dom.js";
 import { formatUsd, toJson } from "./money.js";
@@ -35,6 +36,7 @@ function actions(sprite) {
   if (sprite.state === "running" || sprite.state === "paused") {
     cell.append(button("Terminal", () => terminal.open(sprite.name)));
   }
+  cell.append(button("Network", () => network.open(sprite.name)));
   cell.append(
     button("Fork", () => {
       const name = prompt(`Fork ${sprite.name} (same disk, memory and running processes) into a new sprite named:`);

@@ -26,7 +26,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Each asset: its path, its content type and its text.
-const ASSETS: [(&str, &str, &str); 14] = [
+const ASSETS: [(&str, &str, &str); 15] = [
     ("/", HTML, include_str!("../assets/index.html")),
     ("/style.css", CSS, include_str!("../assets/style.css")),
     ("/app.js", JS, include_str!("../assets/app.js")),
@@ -35,6 +35,7 @@ const ASSETS: [(&str, &str, &str); 14] = [
     ("/dom.js", JS, include_str!("../assets/dom.js")),
     ("/images.js", JS, include_str!("../assets/images.js")),
     ("/money.js", JS, include_str!("../assets/money.js")),
+    ("/network.js", JS, include_str!("../assets/network.js")),
     ("/sprites.js", JS, include_str!("../assets/sprites.js")),
     ("/terminal.js", JS, include_str!("../assets/terminal.js")),
     ("/tokens.js", JS, include_str!("../assets/tokens.js")),

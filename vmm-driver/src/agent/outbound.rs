@@ -248,3 +248,81 @@ impl Streams {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::proto::AGENT_CHAN;
+
+    fn sink() -> (SendFrames, Arc<Mutex<Vec<Frame>>>) {
+        let sent: Arc<Mutex<Vec<Frame>>> = Arc::default();
+        let store = sent.clone();
+        let send: SendFrames = Arc::new(move |frames| {
+            store.lock().unwrap().extend(frames);
+            Box::pin(async { true })
+        });
+        (send, sent)
+    }
+
+    #[tokio::test]
+    async fn a_hostile_agent_gets_violations_not_memory() {
+        let streams = Arc::new(Streams::new("s0000000000000001", EgressSlot::default()));
+        let (send, sent) = sink();
+        let chan = AGENT_CHAN | 7;
+        let open = Frame::json(
+            Kind::NetOpen,
+            chan,
+            &NetOpen {
+                host: "x.org".into(),
+                port: 80,
+            },
+        );
+        // Bytes for a connection that is not open are dropped.
+        assert!(streams
+            .route(Frame::new(Kind::NetData, chan, vec![1; 10]), &send)
+            .is_ok());
+        assert!(streams.route(open.clone(), &send).is_ok());
+        assert!(
+            streams.route(open, &send).is_err(),
+            "a second open of an open connection"
+        );
+        // Past the window: a violation (the upstream side never reads, as nothing
+        // was connected; the queue counts what is unwritten).
+        let streams2 = Arc::new(Streams::new("s0000000000000002", EgressSlot::default()));
+        let other = AGENT_CHAN | 8;
+        let request = Frame::json(
+            Kind::NetOpen,
+            other,
+            &NetOpen {
+                host: "y.org".into(),
+                port: 80,
+            },
+        );
+        streams2.route(request, &send).unwrap();
+        let chunk = vec![0u8; CHUNK];
+        let mut outcome = Ok(());
+        for _ in 0..8 {
+            outcome = streams2.route(Frame::new(Kind::NetData, other, chunk.clone()), &send);
+            if outcome.is_err() {
+                break;
+            }
+        }
+        assert!(
+            outcome.is_err(),
+            "more than the window unwritten is refused"
+        );
+        // Without an egress the connection is refused, with the reason.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let replies = sent.lock().unwrap();
+        let reply: NetReply = replies
+            .iter()
+            .find(|f| f.kind == Kind::NetReply && f.chan == chan)
+            .expect("a reply")
+            .parse()
+            .unwrap();
+        assert!(
+            !reply.ok && reply.message.contains("no network"),
+            "{reply:?}"
+        );
+    }
+}
