@@ -115,7 +115,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         None => None,
     };
     let meter = sprites.as_ref().map(|sprites| {
-        let fleet = money::fleet::SpritesFleet::new(sprites.clone());
+        let fleet = money::fleet::SpritesFleet::new(sprites.clone(), egress.clone());
         corral_metering::Meter::new(pool.clone(), Arc::new(fleet), money::meter_config(&config))
     });
     Ok(AppState {

@@ -440,3 +440,64 @@ async fn sprites_reach_the_world_on_the_tenants_terms() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_budget_pause_closes_the_sprites_connections() {
+    let plain = upstream().await;
+    let resolve = format!("up.test=127.0.0.1:{plain}");
+    let app = crate::money::spawn(&[
+        ("CORRAL_EGRESS_ALLOW_RANGES", "127.0.0.0/8".to_string()),
+        ("CORRAL_EGRESS_RESOLVE", resolve),
+    ])
+    .await;
+    let (_, token) = app.signup("cut@example.com").await;
+    crate::money::set_budget(
+        &app,
+        &token,
+        json!({"cap_nanos": 3 * crate::money::CPU_PRICE}),
+    )
+    .await;
+    expect_status(
+        app.post(
+            "/v1/sprites",
+            &token,
+            json!({"name": "hog", "cpus": 1, "memory_mb": 512, "disk_mb": 256, "idle_timeout_s": 0}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    // A download that would go on for a minute, then a spinning program.
+    sh(
+        &app,
+        &token,
+        "hog",
+        "(nohup curl -sS -N http://up.test/slow >/dev/null 2>&1 &); sleep 1",
+    )
+    .await;
+    sh(&app, &token, "hog", "(nohup yes >/dev/null 2>&1 &)").await;
+    let mut paused = false;
+    for _ in 0..100 {
+        let sprite = crate::money::sprite(&app, &token, "hog").await;
+        if sprite["pause_reason"] == "budget" {
+            paused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(paused, "the cap paused the sprite");
+    let mut closed = false;
+    for _ in 0..50 {
+        let log = expect_status(app.get("/v1/sprites/hog/network/log", &token).await, 200).await;
+        let entries = log["entries"].as_array().unwrap().clone();
+        let download = entries
+            .iter()
+            .find(|e| e["host"] == "up.test" && e["allowed"] == true);
+        if download.is_some_and(|e| e["open"] == false && e["bytes_in"].as_u64().unwrap_or(0) > 0) {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the budget pause closed the download");
+}

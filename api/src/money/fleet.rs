@@ -25,6 +25,8 @@ struct Known {
 /// [`Fleet`] over the sprites service and its driver.
 pub struct SpritesFleet {
     sprites: Arc<Sprites>,
+    /// The way out, whose connections a budget pause closes.
+    egress: Option<Arc<crate::egress::Gateway>>,
     known: Mutex<HashMap<i64, Known>>,
     /// Stored tenant images by ledger item id (`-images.id`): their bytes.
     images: Mutex<HashMap<i64, u64>>,
@@ -33,10 +35,11 @@ pub struct SpritesFleet {
 }
 
 impl SpritesFleet {
-    /// A fleet over `sprites`.
-    pub fn new(sprites: Arc<Sprites>) -> Self {
+    /// A fleet over `sprites`, whose connections go through `egress`.
+    pub fn new(sprites: Arc<Sprites>, egress: Option<Arc<crate::egress::Gateway>>) -> Self {
         Self {
             sprites,
+            egress,
             known: Mutex::default(),
             images: Mutex::default(),
             thawed: AtomicBool::new(false),
@@ -131,6 +134,13 @@ impl Fleet for SpritesFleet {
                 .collect()
         };
         // All at once: the rule gave the whole scope one pause latency, not one each.
+        // Their connections close with them: a frozen sprite reads nothing, and its
+        // downloads must not go on filling the way out.
+        if let Some(egress) = &self.egress {
+            for row in &rows {
+                egress.cut_all(row.id);
+            }
+        }
         let pauses = rows.iter().map(|row| async move {
             if let Err(error) = self.sprites.pause(row, PauseReason::Budget).await {
                 tracing::warn!(sprite = row.id, tenant = %row.tenant_id, %error, "budget pause failed");
