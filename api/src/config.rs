@@ -140,6 +140,7 @@ settings! {
     price_cpu_nanos_per_cpu_s: u64 = 19_444, "CORRAL_PRICE_CPU_NANOS_PER_CPU_S", "Nano-dollars per second of CPU time used.";
     price_memory_nanos_per_gb_s: u64 = 12_153, "CORRAL_PRICE_MEMORY_NANOS_PER_GB_S", "Nano-dollars per GB-second of memory in use.";
     price_disk_nanos_per_gb_month: u64 = 500_000_000, "CORRAL_PRICE_DISK_NANOS_PER_GB_MONTH", "Nano-dollars per GB-month of bytes stored.";
+    price_network_nanos_per_gb: u64 = 90_000_000, "CORRAL_PRICE_NETWORK_NANOS_PER_GB", "Nano-dollars per GB moved through a sprite's way out (either direction).";
     default_cap_nanos: i64 = 100_000_000_000, "CORRAL_DEFAULT_CAP_NANOS", "A new tenant's monthly spend cap ($100; 0 = no cap).";
     min_runway_s: u64 = 60, "CORRAL_MIN_RUNWAY_S", "Seconds of worst-case burn a sprite must afford to start.";
     pause_latency_ms: u64 = 1000, "CORRAL_PAUSE_LATENCY_MS", "Longest a budget pause may take to stop a sprite (part of the worst case).";

@@ -226,6 +226,7 @@ pub async fn usage(client: &Client, args: UsageArgs, json: bool) -> anyhow::Resu
                 scaled(r, "cpu_ns", 1e9),
                 scaled(r, "memory_byte_s", 1e9),
                 scaled(r, "disk_byte_s", 1e9),
+                output::bytes(r["network_bytes"].as_u64().unwrap_or(0)),
                 output::money(r, "cost_nanos"),
             ]
         })
@@ -240,6 +241,7 @@ pub async fn usage(client: &Client, args: UsageArgs, json: bool) -> anyhow::Resu
                 "CPU S",
                 "MEMORY GB·S",
                 "DISK GB·S",
+                "NETWORK",
                 "COST",
             ],
             &rows,

@@ -30,6 +30,8 @@ pub struct Candidate<'a> {
     pub memory_mb: u32,
     /// The most its disk may hold, in bytes (reserved whole when it is new).
     pub disk_bytes: u64,
+    /// Its bandwidth through the way out, bytes per second.
+    pub network_bytes_per_s: u64,
 }
 
 /// Admissions of one process: the runway check plus what the meter has not seen yet.
@@ -81,9 +83,11 @@ impl Admissions {
         let now = now_ms();
         let ctx = self.config.budget_context(now);
         let runway_s = self.runway_s();
-        let worst = ctx
-            .prices
-            .sprite_worst_burn_per_s(sprite.cpus, sprite.memory_mb);
+        let worst = ctx.prices.sprite_worst_burn_per_s(
+            sprite.cpus,
+            sprite.memory_mb,
+            sprite.network_bytes_per_s,
+        );
         // A new sprite's whole disk is reserved to the period's end (the meter reserves
         // it from its first tick on): it must fit before the sprite exists.
         let creating = sprite.sprite_id == 0;

@@ -27,6 +27,9 @@ pub struct FleetSprite {
     /// this (not just what is stored now) to the period's end, so writing to the disk,
     /// however fast, can never commit a scope past its cap.
     pub reserve_bytes: u64,
+    /// Its bandwidth through the way out, bytes per second: the declared worst case of
+    /// network (0 for what cannot move bytes).
+    pub network_bytes_per_s: u64,
 }
 
 /// Cumulative usage of one sprite, as the driver reads it.
@@ -38,6 +41,9 @@ pub struct Sample {
     pub memory_bytes: u64,
     /// Bytes stored now: its disk plus its checkpoints.
     pub disk_bytes: u64,
+    /// Bytes moved through the way out, both ways, since the server started (restarts
+    /// at 0 with it).
+    pub network_bytes: u64,
 }
 
 /// The sprites service, as the meter sees it.

@@ -22,16 +22,19 @@ pub struct Prices {
     pub memory_nanos_per_gb_s: u64,
     /// Per GB stored for one month of 730 hours, checkpoints included.
     pub disk_nanos_per_gb_month: u64,
+    /// Per GB (1e9 bytes) moved through the way out, either direction.
+    pub network_nanos_per_gb: u64,
 }
 
 impl Default for Prices {
     /// Near public hosted-sprite prices: $0.07 per CPU-hour, $0.04375 per GB-hour of
-    /// memory, $0.50 per GB-month of disk.
+    /// memory, $0.50 per GB-month of disk, $0.09 per GB of network (hosted egress).
     fn default() -> Prices {
         Prices {
             cpu_nanos_per_cpu_s: 19_444,
             memory_nanos_per_gb_s: 12_153,
             disk_nanos_per_gb_month: 500_000_000,
+            network_nanos_per_gb: 90_000_000,
         }
     }
 }
@@ -45,6 +48,8 @@ pub struct Usage {
     pub memory_byte_ms: u64,
     /// Bytes stored integrated over time, byte·milliseconds.
     pub disk_byte_ms: u64,
+    /// Bytes moved through the way out, both directions.
+    pub network_bytes: u64,
 }
 
 impl Usage {
@@ -54,6 +59,7 @@ impl Usage {
             cpu_ns: self.cpu_ns.saturating_add(other.cpu_ns),
             memory_byte_ms: self.memory_byte_ms.saturating_add(other.memory_byte_ms),
             disk_byte_ms: self.disk_byte_ms.saturating_add(other.disk_byte_ms),
+            network_bytes: self.network_bytes.saturating_add(other.network_bytes),
         }
     }
 
@@ -61,6 +67,13 @@ impl Usage {
     pub fn is_zero(self) -> bool {
         self == Usage::default()
     }
+}
+
+/// Bytes a bandwidth of `bytes_per_s` can move in `ms` (with a tenth of a second of
+/// burst).
+pub fn network_worst_bytes(bytes_per_s: u64, ms: i64) -> u64 {
+    let ms = u64::try_from(ms).unwrap_or(0).saturating_add(100);
+    bytes_per_s.saturating_mul(ms) / 1000
 }
 
 fn ceil_div(num: u128, den: u128) -> u128 {
@@ -86,12 +99,19 @@ impl Prices {
         Nanos::from_u128_saturating(ceil_div(n, BYTES_PER_GB * MS_PER_PRICE_MONTH))
     }
 
+    /// Cost of network bytes, rounded up.
+    pub fn network_cost(&self, bytes: u64) -> Nanos {
+        let n = u128::from(bytes) * u128::from(self.network_nanos_per_gb);
+        Nanos::from_u128_saturating(ceil_div(n, BYTES_PER_GB))
+    }
+
     /// Cost of a row's totals: each resource rounded up on its own, so a row is never
-    /// more than 3 nano-dollars above the exact value however often it is updated.
+    /// more than 4 nano-dollars above the exact value however often it is updated.
     pub fn cost(&self, usage: Usage) -> Nanos {
         self.cpu_cost(usage.cpu_ns)
             + self.memory_cost(usage.memory_byte_ms)
             + self.disk_cost(usage.disk_byte_ms)
+            + self.network_cost(usage.network_bytes)
     }
 
     /// Adds `delta` to a ledger row: the new totals and how much the row's cost grew,
@@ -120,10 +140,24 @@ impl Prices {
         self.cpu_cost(cpu_ns) + self.memory_cost(memory_bytes.saturating_mul(ms))
     }
 
-    /// Worst-case compute burn of a sprite per second: what the runway check charges
-    /// for creating or resuming one with `cpus` vCPUs and `memory_mb` MiB.
-    pub fn sprite_worst_burn_per_s(&self, cpus: u32, memory_mb: u32) -> Nanos {
+    /// Worst-case burn of a sprite per second: what the runway check charges for
+    /// creating or resuming one with `cpus` vCPUs, `memory_mb` MiB and a bandwidth of
+    /// `network_bytes_per_s`.
+    pub fn sprite_worst_burn_per_s(
+        &self,
+        cpus: u32,
+        memory_mb: u32,
+        network_bytes_per_s: u64,
+    ) -> Nanos {
         self.compute_worst(u64::from(cpus), u64::from(memory_mb) * BYTES_PER_MIB, 1000)
+            + self.network_cost(network_bytes_per_s)
+    }
+
+    /// The most running sprites with `bytes_per_s` of bandwidth together can move in
+    /// `ms`, and what it costs: their rate for the window plus a tenth of a second of
+    /// burst each bucket may hold.
+    pub fn network_worst(&self, bytes_per_s: u64, ms: i64) -> Nanos {
+        self.network_cost(network_worst_bytes(bytes_per_s, ms))
     }
 }
 
@@ -155,6 +189,7 @@ mod tests {
         assert_eq!(p.cpu_cost(1_000_000_000), Nanos(19_444));
         assert_eq!(p.cpu_cost(1_000_000_001), Nanos(19_445));
         let u = Usage {
+            network_bytes: 0,
             cpu_ns: 1,
             memory_byte_ms: 1,
             disk_byte_ms: 1,
@@ -168,6 +203,7 @@ mod tests {
         // up to 60 nanos per resource; recomputing from the totals does not.
         let p = Prices::default();
         let tick = Usage {
+            network_bytes: 0,
             cpu_ns: 333_333_337,
             memory_byte_ms: 123_456_789_011,
             disk_byte_ms: 7_777_777_777_777,
@@ -192,11 +228,13 @@ mod tests {
     #[test]
     fn huge_amounts_do_not_overflow() {
         let p = Prices {
+            network_nanos_per_gb: 0,
             cpu_nanos_per_cpu_s: u64::MAX,
             memory_nanos_per_gb_s: u64::MAX,
             disk_nanos_per_gb_month: u64::MAX,
         };
         let u = Usage {
+            network_bytes: 0,
             cpu_ns: u64::MAX,
             memory_byte_ms: u64::MAX,
             disk_byte_ms: u64::MAX,
@@ -210,10 +248,13 @@ mod tests {
     fn worst_burn_of_a_sprite() {
         let p = Prices::default();
         // 2 vCPUs and 1024 MiB: 2 * 19_444 + 1.073741824 GB * 12_153, rounded up.
-        assert_eq!(p.sprite_worst_burn_per_s(2, 1024), Nanos(38_888 + 13_050));
+        assert_eq!(
+            p.sprite_worst_burn_per_s(2, 1024, 0),
+            Nanos(38_888 + 13_050)
+        );
         assert_eq!(
             p.compute_worst(2, 1 << 30, 1000),
-            p.sprite_worst_burn_per_s(2, 1024)
+            p.sprite_worst_burn_per_s(2, 1024, 0)
         );
     }
 }

@@ -25,6 +25,8 @@ pub struct ScopeInput {
     pub running_cpus: u64,
     /// Memory limits of the scope's running sprites, summed, in bytes.
     pub running_memory_bytes: u64,
+    /// Bandwidth of the scope's running sprites, summed, bytes per second.
+    pub running_network_bytes_per_s: u64,
     /// Disk growth to allow for within one window (running sprites writing data):
     /// its storage to the period's end is part of the worst case.
     pub disk_growth_bytes: u64,
@@ -68,8 +70,9 @@ pub fn available(cap: Nanos, spent: Nanos, storage_reserved: Nanos) -> Nanos {
 }
 
 /// The worst the next `window_ms` (one tick plus the pause latency) could cost: every
-/// running sprite at all of its vCPUs and all of its memory, disk accrual of every
-/// stored byte, the allowed disk growth stored to the period's end, and rounding.
+/// running sprite at all of its vCPUs, all of its memory and all of its bandwidth, disk
+/// accrual of every stored byte, the allowed disk growth stored to the period's end,
+/// and rounding.
 pub fn worst_case_next_tick(
     prices: &Prices,
     scope: &ScopeInput,
@@ -77,6 +80,7 @@ pub fn worst_case_next_tick(
     remaining_ms: i64,
 ) -> Nanos {
     prices.compute_worst(scope.running_cpus, scope.running_memory_bytes, window_ms)
+        + prices.network_worst(scope.running_network_bytes_per_s, window_ms)
         + prices.storage_cost(scope.stored_bytes, window_ms)
         + prices.storage_cost(scope.disk_growth_bytes, remaining_ms.max(window_ms))
         + Nanos(ROUNDING_SLACK_PER_SPRITE).saturating_mul(scope.sprites as i64)

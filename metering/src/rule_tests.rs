@@ -124,6 +124,7 @@ struct SimSprite {
 fn simulate(seed: u64) -> (Nanos, Nanos, bool) {
     let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let prices = Prices {
+        network_nanos_per_gb: 0,
         cpu_nanos_per_cpu_s: rng.range(1, 2_000_000),
         memory_nanos_per_gb_s: rng.range(1, 1_000_000),
         disk_nanos_per_gb_month: rng.range(1, 50_000_000_000),
@@ -148,6 +149,7 @@ fn simulate(seed: u64) -> (Nanos, Nanos, bool) {
     let input = |sprites: &[SimSprite], cap: Nanos, spent: Nanos| {
         let running = sprites.iter().filter(|s| s.state == 0);
         ScopeInput {
+            running_network_bytes_per_s: 0,
             cap,
             spent,
             stored_bytes: sprites.iter().map(|s| s.disk_bytes).sum(),
@@ -207,6 +209,7 @@ fn simulate(seed: u64) -> (Nanos, Nanos, bool) {
             let flat_out = rng.range(0, 1) == 0;
             let mut upto = |max: u64| if flat_out { max } else { rng.range(0, max) };
             let delta = Usage {
+                network_bytes: 0,
                 cpu_ns: upto(s.cpus * busy_ms * 1_000_000),
                 memory_byte_ms: upto(s.memory_bytes) * busy_ms,
                 disk_byte_ms: s.disk_bytes * elapsed as u64,

@@ -38,6 +38,8 @@ pub struct Baseline {
     pub memory_bytes: u64,
     /// Bytes stored then.
     pub disk_bytes: u64,
+    /// The network counter then.
+    pub network_bytes: u64,
     /// Everything the sprite has cost up to then.
     pub cost: Nanos,
 }
@@ -77,6 +79,8 @@ pub struct ScopeTotals {
     pub running_cpus: u64,
     /// Memory limits of the running ones, bytes.
     pub running_memory_bytes: u64,
+    /// Bandwidth of the running ones, bytes per second.
+    pub running_network_bytes_per_s: u64,
     /// The running sprites, to pause if the scope does not fit.
     pub running: Vec<i64>,
     /// Compute of the running ones flat out, per second.
@@ -95,6 +99,7 @@ impl ScopeTotals {
             stored_bytes: self.stored_bytes,
             running_cpus: self.running_cpus,
             running_memory_bytes: self.running_memory_bytes,
+            running_network_bytes_per_s: self.running_network_bytes_per_s,
             disk_growth_bytes: growth.saturating_mul(cfg.window_ms.max(0) as u64) / 1000,
             sprites: self.sprites,
         }
@@ -151,17 +156,31 @@ pub fn sprite_usage(
     } else {
         0
     };
-    let clamped = cpu_used > cpu_max || (sprite.running && sample.memory_bytes > memory_max);
+    // Network bytes are what the gateway counted, never more than the bandwidth could
+    // move in the window the rule reserved for (the counter restarts with the server).
+    let network_used = match baseline {
+        Some(b) if sample.network_bytes >= b.network_bytes => {
+            sample.network_bytes - b.network_bytes
+        }
+        _ => sample.network_bytes,
+    };
+    let network_max =
+        crate::prices::network_worst_bytes(sprite.network_bytes_per_s, compute_ms as i64);
+    let clamped = cpu_used > cpu_max
+        || (sprite.running && sample.memory_bytes > memory_max)
+        || network_used > network_max;
     let usage = Usage {
         cpu_ns: cpu_used.min(cpu_max),
         memory_byte_ms: memory_bytes.saturating_mul(compute_ms),
         disk_byte_ms: sample.disk_bytes.saturating_mul(disk_ms),
+        network_bytes: network_used.min(network_max),
     };
     let next = Baseline {
         at_ms: now_ms,
         cpu_ns: sample.cpu_ns,
         memory_bytes: sample.memory_bytes,
         disk_bytes: sample.disk_bytes,
+        network_bytes: sample.network_bytes,
         cost: baseline.map_or(Nanos::ZERO, |b| b.cost),
     };
     (usage, next, clamped)
@@ -219,9 +238,11 @@ pub fn plan<'a>(
         if let Some(update) = update {
             plan.updates.push(update);
         }
-        let worst = cfg
-            .prices
-            .sprite_worst_burn_per_s(sprite.cpus, sprite.memory_mb);
+        let worst = cfg.prices.sprite_worst_burn_per_s(
+            sprite.cpus,
+            sprite.memory_mb,
+            sprite.network_bytes_per_s,
+        );
         for scope in scopes_of(sprite) {
             let t = plan.scopes.entry(scope).or_default();
             t.grew += grew;
@@ -230,6 +251,7 @@ pub fn plan<'a>(
             if sprite.running {
                 t.running_cpus += u64::from(sprite.cpus);
                 t.running_memory_bytes += u64::from(sprite.memory_mb) * BYTES_PER_MIB;
+                t.running_network_bytes_per_s += sprite.network_bytes_per_s;
                 t.running.push(sprite.sprite_id);
                 t.worst_burn_per_s += worst;
             }

@@ -16,6 +16,7 @@ fn cfg() -> TickConfig {
 
 fn sprite(id: i64, running: bool) -> FleetSprite {
     FleetSprite {
+        network_bytes_per_s: 0,
         sprite_id: id,
         tenant_id: "t1".into(),
         name: format!("s{id}"),
@@ -39,6 +40,7 @@ fn base(at_ms: i64, cpu_ns: u64) -> Baseline {
 fn usage_is_the_counter_delta_over_the_elapsed_time() {
     let p = Period::containing(NOW);
     let s = Sample {
+        network_bytes: 0,
         cpu_ns: 5_500_000_000,
         memory_bytes: 100 << 20,
         disk_bytes: 1_000,
@@ -54,6 +56,7 @@ fn usage_is_the_counter_delta_over_the_elapsed_time() {
     assert_eq!(
         u,
         Usage {
+            network_bytes: 0,
             cpu_ns: 500_000_000,
             memory_byte_ms: (100 << 20) * 1000,
             disk_byte_ms: 1_000_000
@@ -96,6 +99,7 @@ fn compute_is_clamped_to_the_declared_worst_case_and_one_window() {
     // Ten minutes since the last tick (a restart after downtime): compute bills at
     // most one window of 2 vCPUs and 1024 MiB; disk bills the real ten minutes.
     let s = Sample {
+        network_bytes: 0,
         cpu_ns: 1_000_000_000_000,
         memory_bytes: 4 << 30,
         disk_bytes: 10,
@@ -118,6 +122,7 @@ fn compute_is_clamped_to_the_declared_worst_case_and_one_window() {
 fn paused_sprites_pay_for_disk_only_and_new_ones_for_one_tick() {
     let p = Period::containing(NOW);
     let s = Sample {
+        network_bytes: 0,
         cpu_ns: 7,
         memory_bytes: 1 << 30,
         disk_bytes: 2_000,
@@ -133,6 +138,7 @@ fn paused_sprites_pay_for_disk_only_and_new_ones_for_one_tick() {
     assert_eq!(
         u,
         Usage {
+            network_bytes: 0,
             cpu_ns: 0,
             memory_byte_ms: 0,
             disk_byte_ms: 2_000_000
@@ -143,6 +149,7 @@ fn paused_sprites_pay_for_disk_only_and_new_ones_for_one_tick() {
     assert_eq!(
         u,
         Usage {
+            network_bytes: 0,
             cpu_ns: 7,
             memory_byte_ms: (1 << 30) * 1000,
             disk_byte_ms: 2_000_000
@@ -177,11 +184,13 @@ fn plan_sums_scopes_and_grows_rows_from_their_totals() {
     let fleet = vec![sprite(1, true), sprite(2, false), sprite(3, true)];
     let samples = vec![
         Some(Sample {
+            network_bytes: 0,
             cpu_ns: 1_000_000_000,
             memory_bytes: 0,
             disk_bytes: 5,
         }),
         Some(Sample {
+            network_bytes: 0,
             cpu_ns: 0,
             memory_bytes: 0,
             disk_bytes: 7,
@@ -234,6 +243,70 @@ fn plan_sums_scopes_and_grows_rows_from_their_totals() {
     assert_eq!((token.sprites, token.stored_bytes), (2, 16));
     assert_eq!(
         token.worst_burn_per_s,
-        c.prices.sprite_worst_burn_per_s(2, 1024).saturating_mul(2)
+        c.prices
+            .sprite_worst_burn_per_s(2, 1024, 0)
+            .saturating_mul(2)
     );
+}
+
+#[test]
+fn network_is_the_counters_delta_within_the_bandwidth_and_priced() {
+    let p = Period::containing(NOW);
+    let mut s1 = sprite(1, true);
+    s1.network_bytes_per_s = 1_000_000;
+    let before = Baseline {
+        at_ms: NOW - 1000,
+        network_bytes: 2_000_000,
+        ..Baseline::default()
+    };
+    let moved = Sample {
+        network_bytes: 2_600_000,
+        ..Sample::default()
+    };
+    let (u, next, clamped) = sprite_usage(&cfg(), NOW, p, &s1, moved, Some(&before));
+    assert_eq!(
+        (u.network_bytes, next.network_bytes, clamped),
+        (600_000, 2_600_000, false)
+    );
+    // $0.09 per GB: 600 kB cost 54,000 nano-dollars.
+    assert_eq!(cfg().prices.network_cost(u.network_bytes), Nanos(54_000));
+    // More than the bandwidth could move in the window is cut to it (and said); a
+    // counter that went back (the server restarted) counts from zero.
+    let flood = Sample {
+        network_bytes: 50_000_000,
+        ..Sample::default()
+    };
+    let (u, _, clamped) = sprite_usage(&cfg(), NOW, p, &s1, flood, Some(&before));
+    assert!(clamped);
+    assert_eq!(
+        u.network_bytes,
+        crate::prices::network_worst_bytes(1_000_000, 1000)
+    );
+    let restarted = Sample {
+        network_bytes: 5_000,
+        ..Sample::default()
+    };
+    let (u, _, _) = sprite_usage(&cfg(), NOW, p, &s1, restarted, Some(&before));
+    assert_eq!(u.network_bytes, 5_000);
+}
+
+#[test]
+fn the_rule_reserves_the_running_sprites_bandwidth() {
+    let prices = Prices::default();
+    let quiet = ScopeInput {
+        cap: Nanos(1_000_000_000),
+        running_cpus: 1,
+        sprites: 1,
+        ..ScopeInput::default()
+    };
+    let busy = ScopeInput {
+        running_network_bytes_per_s: 125_000_000,
+        ..quiet
+    };
+    let (q, b) = (
+        crate::rule::worst_case_next_tick(&prices, &quiet, 2000, 60_000),
+        crate::rule::worst_case_next_tick(&prices, &busy, 2000, 60_000),
+    );
+    // 1 Gbit/s for the 2 s window and its 0.1 s burst: 262.5 MB at $0.09 per GB.
+    assert_eq!(b - q, Nanos(23_625_000));
 }

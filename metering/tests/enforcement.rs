@@ -32,6 +32,7 @@ async fn burn(
             fleet.set_sample(
                 *id,
                 Some(Sample {
+                    network_bytes: 0,
                     cpu_ns: counters[k],
                     memory_bytes: 1 << 30,
                     disk_bytes: 0,
@@ -113,7 +114,7 @@ async fn a_tenant_is_paused_before_its_cap_and_alerted_once_per_threshold() {
     // Creating another sprite now would not have a minute of runway: 402.
     let ctx = cpu_only().budget_context(t0() + 61_000);
     let extra = mdb::Extra {
-        worst_burn_per_s: cpu_only().prices.sprite_worst_burn_per_s(2, 1024),
+        worst_burn_per_s: cpu_only().prices.sprite_worst_burn_per_s(2, 1024, 0),
         reserve: Nanos::ZERO,
     };
     let refusal = mdb::check_runway(&mut conn, "t1", None, &|_| extra, 60, &ctx)
@@ -192,7 +193,7 @@ async fn a_token_budget_pauses_its_own_and_its_descendants_sprites_only() {
     let mut conn = pool.acquire().await.unwrap();
     let ctx = cpu_only().budget_context(t0() + 40_000);
     let extra = mdb::Extra {
-        worst_burn_per_s: cpu_only().prices.sprite_worst_burn_per_s(1, 256),
+        worst_burn_per_s: cpu_only().prices.sprite_worst_burn_per_s(1, 256, 0),
         reserve: Nanos::ZERO,
     };
     let refusal = mdb::check_runway(&mut conn, "t1", Some("child"), &|_| extra, 60, &ctx)
@@ -248,6 +249,7 @@ async fn stored_data_of_paused_sprites_is_paid_for_to_the_end_of_the_period() {
     // $1 per CPU-second and $1000 per GB-month: 1 GB for the 20 days left is ~$657.
     let cfg = MeterConfig {
         prices: Prices {
+            network_nanos_per_gb: 0,
             cpu_nanos_per_cpu_s: 1_000_000_000,
             memory_nanos_per_gb_s: 0,
             disk_nanos_per_gb_month: 1_000_000_000_000,
@@ -267,6 +269,7 @@ async fn stored_data_of_paused_sprites_is_paid_for_to_the_end_of_the_period() {
         fleet.set_sample(
             1,
             Some(Sample {
+                network_bytes: 0,
                 cpu_ns: cpu,
                 memory_bytes: 0,
                 disk_bytes: gb,
@@ -306,6 +309,7 @@ async fn a_scope_without_sprites_keeps_its_spend_and_frees_its_reservation() {
     fleet.set_sample(
         1,
         Some(Sample {
+            network_bytes: 0,
             cpu_ns: 0,
             memory_bytes: 0,
             disk_bytes: 5_000_000_000,
@@ -348,6 +352,7 @@ async fn an_alert_of_a_failed_tick_is_queued_by_the_next_one() {
         fleet.set_sample(
             1,
             Some(Sample {
+                network_bytes: 0,
                 cpu_ns: i as u64 * 2_000_000_000,
                 memory_bytes: 0,
                 disk_bytes: 0,

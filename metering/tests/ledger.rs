@@ -16,6 +16,7 @@ const GB: u64 = 1_000_000_000;
 
 fn sample(cpu_ns: u64) -> Option<Sample> {
     Some(Sample {
+        network_bytes: 0,
         cpu_ns,
         memory_bytes: 512 << 20,
         disk_bytes: GB,
@@ -80,6 +81,7 @@ async fn a_tick_records_ledger_spend_and_costs_that_agree() {
     .unwrap();
     for (cpu, mem, disk, cost) in all {
         let usage = corral_metering::Usage {
+            network_bytes: 0,
             cpu_ns: cpu as u64,
             memory_byte_ms: mem as u64,
             disk_byte_ms: disk as u64,
@@ -152,6 +154,7 @@ async fn a_replayed_or_crashed_tick_counts_nothing_twice_and_loses_nothing() {
 
     // A sprite the database does not know is skipped, not a reason to stop metering.
     let ghost = corral_metering::FleetSprite {
+        network_bytes_per_s: 0,
         sprite_id: 999,
         tenant_id: "t1".into(),
         name: "ghost".into(),
@@ -269,6 +272,7 @@ async fn spend_starts_again_in_a_new_month() {
     fleet.set_sample(
         1,
         Some(Sample {
+            network_bytes: 0,
             cpu_ns: 0,
             memory_bytes: 0,
             disk_bytes: 1000 * GB,

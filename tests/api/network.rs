@@ -110,6 +110,34 @@ async fn a_sprites_bandwidth_holds() {
         (900_000.0..=1_100_000.0).contains(&rate),
         "{rate:.0} bytes/s ({out})"
     );
+
+    // The bytes are metered and priced: at $0.09 per GB, 3 MB cost at least 270,000
+    // nano-dollars on top of the sprite's compute.
+    let mut metered = Value::Null;
+    for _ in 0..50 {
+        let usage = expect_status(app.get("/v1/usage?by=hour", &token).await, 200).await;
+        metered = usage["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["sprite"] == "dl")
+            .cloned()
+            .unwrap_or(Value::Null);
+        if metered["network_bytes"].as_u64().unwrap_or(0) >= 3_000_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        metered["network_bytes"].as_u64().unwrap_or(0) >= 3_000_000,
+        "{metered}"
+    );
+    assert!(
+        metered["cost_nanos"].as_i64().unwrap_or(0) >= 270_000,
+        "{metered}"
+    );
+    let prices = expect_status(app.get("/v1/prices", &token).await, 200).await;
+    assert_eq!(prices["network_nanos_per_gb"], 90_000_000);
 }
 
 /// `openssl s_server` with a certificate for `secure.test`, on a free loopback port.

@@ -15,10 +15,10 @@ pub struct Limiter {
 
 impl Limiter {
     /// A bucket of `mbps` megabits per second (1 Mbit = 125,000 bytes), with a burst of
-    /// a tenth of a second (at least 16 KiB).
+    /// a tenth of a second (what the hard-cap rule reserves on top of the rate).
     pub fn new(mbps: u32) -> Limiter {
         let rate = f64::from(mbps.max(1)) * 125_000.0;
-        let burst = (rate / 10.0).max(16_384.0);
+        let burst = rate / 10.0;
         Limiter {
             rate,
             burst,

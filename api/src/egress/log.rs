@@ -175,17 +175,20 @@ pub struct Watched<S> {
     inner: S,
     entry: Arc<Entry>,
     limiter: Arc<Limiter>,
+    /// The sprite's byte counter, which the meter reads.
+    moved: Arc<AtomicU64>,
     /// Waits for the bucket to refill, per direction (read, write).
     waits: [Option<Pin<Box<tokio::time::Sleep>>>; 2],
 }
 
 impl<S> Watched<S> {
-    /// Watches `inner` under `entry`, within `limiter`.
-    pub fn new(inner: S, entry: Arc<Entry>, limiter: Arc<Limiter>) -> Self {
+    /// Watches `inner` under `entry`, within `limiter`, counting into `moved`.
+    pub fn new(inner: S, entry: Arc<Entry>, limiter: Arc<Limiter>, moved: Arc<AtomicU64>) -> Self {
         Self {
             inner,
             entry,
             limiter,
+            moved,
             waits: [None, None],
         }
     }
@@ -235,6 +238,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         buf.advance(got);
         self.limiter.refund(granted - got);
         self.entry.bytes_in.fetch_add(got as u64, Ordering::Relaxed);
+        self.moved.fetch_add(got as u64, Ordering::Relaxed);
         polled
     }
 }
@@ -261,6 +265,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         self.entry
             .bytes_out
             .fetch_add(written as u64, Ordering::Relaxed);
+        self.moved.fetch_add(written as u64, Ordering::Relaxed);
         polled
     }
 

@@ -11,6 +11,7 @@ pub mod log;
 pub mod policy;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -82,6 +83,8 @@ pub struct Gateway {
     /// Megabits per second each sprite may move.
     mbps: u32,
     limits: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<limit::Limiter>>>,
+    /// Bytes each sprite moved since the server started (the meter's counter).
+    moved: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<AtomicU64>>>,
 }
 
 impl Gateway {
@@ -108,7 +111,31 @@ impl Gateway {
             log: NetLog::default(),
             mbps,
             limits: Default::default(),
+            moved: Default::default(),
         }
+    }
+
+    /// A sprite's bandwidth, bytes per second (what the meter reserves for it).
+    pub fn bytes_per_s(&self) -> u64 {
+        u64::from(self.mbps.max(1)) * 125_000
+    }
+
+    /// Bytes the sprite moved through the way out since the server started, both ways.
+    pub fn moved(&self, sprite_id: i64) -> u64 {
+        self.moved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sprite_id)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn counter(&self, sprite_id: i64) -> std::sync::Arc<AtomicU64> {
+        self.moved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(sprite_id)
+            .or_default()
+            .clone()
     }
 
     /// The sprite's bandwidth bucket, shared by all its connections.
@@ -295,8 +322,8 @@ impl Egress for Gateway {
                     let _ = stream.set_nodelay(true);
                     let entry = Entry::new(host, port, true, rule);
                     self.log.record(sprite_id, &entry);
-                    let limiter = self.limiter(sprite_id);
-                    return Ok(Box::new(Watched::new(stream, entry, limiter)));
+                    let (limiter, counter) = (self.limiter(sprite_id), self.counter(sprite_id));
+                    return Ok(Box::new(Watched::new(stream, entry, limiter, counter)));
                 }
                 Ok(Err(e)) => last = format!("{addr}: {e}"),
                 Err(_) => last = format!("{addr}: no answer in {} s", DIAL_TIMEOUT.as_secs()),

@@ -74,6 +74,7 @@ impl Fleet for SpritesFleet {
                 cpus: u32::try_from(row.cpus).unwrap_or(u32::MAX),
                 memory_mb: u32::try_from(row.memory_mb).unwrap_or(u32::MAX),
                 reserve_bytes: disk_bytes(row.disk_mb).saturating_add(*checkpoint_bytes),
+                network_bytes_per_s: self.egress.as_ref().map_or(0, |e| e.bytes_per_s()),
             })
             .collect();
         // A stored image costs what its bytes cost, to the token that saved it.
@@ -86,6 +87,7 @@ impl Fleet for SpritesFleet {
             cpus: 0,
             memory_mb: 0,
             reserve_bytes: u64::try_from(image.size_bytes).unwrap_or(0),
+            network_bytes_per_s: 0,
         }));
         *self.images.lock().expect("fleet") = images
             .iter()
@@ -119,6 +121,7 @@ impl Fleet for SpritesFleet {
         let usage = self.sprites.driver().usage(&entry.machine).ok()?;
         self.sprites.record_disk(sprite_id, usage.disk_bytes);
         Some(Sample {
+            network_bytes: self.egress.as_ref().map_or(0, |e| e.moved(sprite_id)),
             cpu_ns: usage.cpu_ns,
             memory_bytes: usage.memory_bytes,
             disk_bytes: usage.disk_bytes.saturating_add(entry.checkpoint_bytes),

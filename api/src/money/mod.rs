@@ -23,7 +23,13 @@ pub fn prices(config: &Config) -> Prices {
         cpu_nanos_per_cpu_s: config.price_cpu_nanos_per_cpu_s,
         memory_nanos_per_gb_s: config.price_memory_nanos_per_gb_s,
         disk_nanos_per_gb_month: config.price_disk_nanos_per_gb_month,
+        network_nanos_per_gb: config.price_network_nanos_per_gb,
     }
+}
+
+/// A sprite's bandwidth through the way out, bytes per second (1 Mbit = 125,000 bytes).
+pub fn network_bytes_per_s(config: &Config) -> u64 {
+    u64::from(config.network_mbps.max(1)) * 125_000
 }
 
 /// The meter's settings from configuration.

@@ -71,6 +71,8 @@ struct UsageRowView {
     cpu_ns: u64,
     memory_byte_s: u64,
     disk_byte_s: u64,
+    /// Bytes moved through the way out, both directions.
+    network_bytes: u64,
     cost_nanos: i64,
 }
 
@@ -154,6 +156,7 @@ async fn usage(
             cpu_ns: r.cpu_ns,
             memory_byte_s: r.memory_byte_s,
             disk_byte_s: r.disk_byte_s,
+            network_bytes: r.network_bytes,
             cost_nanos: r.cost_nanos.get(),
         })
         .collect();
@@ -176,6 +179,8 @@ struct PricesView {
     memory_nanos_per_gb_s: u64,
     /// Per GB stored for a month of 730 hours, checkpoints included.
     disk_nanos_per_gb_month: u64,
+    /// Per GB moved through a sprite's way out, either direction.
+    network_nanos_per_gb: u64,
     currency: &'static str,
     /// How often usage is sampled.
     tick_ms: u64,
@@ -192,6 +197,7 @@ async fn prices(State(state): State<AppState>, _auth: Caller) -> AppJson<PricesV
         cpu_nanos_per_cpu_s: p.cpu_nanos_per_cpu_s,
         memory_nanos_per_gb_s: p.memory_nanos_per_gb_s,
         disk_nanos_per_gb_month: p.disk_nanos_per_gb_month,
+        network_nanos_per_gb: p.network_nanos_per_gb,
         currency: "USD",
         tick_ms: state.config.tick_ms,
         min_runway_s: crate::money::gate::runway_s(&state.config),

@@ -94,6 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             cpus: 2,
             memory_mb: 1024,
             reserve_bytes: 10240 << 20,
+            network_bytes_per_s: 12_500_000,
         });
     }
     tx.commit().await?;
@@ -109,6 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 cpu_ns: tick as u64 * busy,
                 memory_bytes: (256 + (id % 700) as u64) << 20,
                 disk_bytes: 1_000_000_000 + id as u64 * 1_000_000,
+                network_bytes: tick as u64 * (id % 5) as u64 * 100_000,
             };
             fleet.set_sample(id, Some(sample));
         }

@@ -49,18 +49,19 @@ pub async fn baselines(
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT sprite_id, at_ms, cpu_ns, memory_bytes, disk_bytes, cost_nanos \
-             FROM meter_samples WHERE sprite_id IN ",
+            "SELECT sprite_id, at_ms, cpu_ns, memory_bytes, disk_bytes, network_bytes, \
+             cost_nanos FROM meter_samples WHERE sprite_id IN ",
         );
         push_ids(&mut qb, chunk);
-        let rows: Vec<(i64, i64, i64, i64, i64, i64)> =
+        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> =
             qb.build_query_as().fetch_all(&mut *conn).await?;
-        for (id, at_ms, cpu, mem, disk, cost) in rows {
+        for (id, at_ms, cpu, mem, disk, net, cost) in rows {
             let b = Baseline {
                 at_ms,
                 cpu_ns: from_db(cpu),
                 memory_bytes: from_db(mem),
                 disk_bytes: from_db(disk),
+                network_bytes: from_db(net),
                 cost: Nanos(cost),
             };
             out.insert(id, b);
@@ -75,8 +76,8 @@ pub async fn minute_rows(
     conn: &mut SqliteConnection,
     minute_ms: i64,
 ) -> Result<HashMap<i64, LedgerRow>, sqlx::Error> {
-    let rows: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT sprite_id, cpu_ns, memory_byte_ms, disk_byte_ms, cost_nanos \
+    let rows: Vec<(i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT sprite_id, cpu_ns, memory_byte_ms, disk_byte_ms, network_bytes, cost_nanos \
          FROM usage_minutes WHERE minute_ms = ?",
     )
     .bind(minute_ms)
@@ -84,11 +85,12 @@ pub async fn minute_rows(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, cpu, mem, disk, cost)| {
+        .map(|(id, cpu, mem, disk, net, cost)| {
             let usage = crate::prices::Usage {
                 cpu_ns: from_db(cpu),
                 memory_byte_ms: from_db(mem),
                 disk_byte_ms: from_db(disk),
+                network_bytes: from_db(net),
             };
             (
                 id,
@@ -120,7 +122,7 @@ pub async fn write_rows(
     for chunk in rows.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "INSERT INTO usage_minutes (minute_ms, sprite_id, tenant_id, sprite_name, token_id, \
-             cpu_ns, memory_byte_ms, disk_byte_ms, cost_nanos) ",
+             cpu_ns, memory_byte_ms, disk_byte_ms, network_bytes, cost_nanos) ",
         );
         qb.push_values(chunk, |mut b, w| {
             b.push_bind(minute_ms)
@@ -131,12 +133,14 @@ pub async fn write_rows(
                 .push_bind(to_db(w.row.usage.cpu_ns))
                 .push_bind(to_db(w.row.usage.memory_byte_ms))
                 .push_bind(to_db(w.row.usage.disk_byte_ms))
+                .push_bind(to_db(w.row.usage.network_bytes))
                 .push_bind(w.row.cost.get());
         });
         qb.push(
             " ON CONFLICT (minute_ms, sprite_id) DO UPDATE SET cpu_ns = excluded.cpu_ns, \
              memory_byte_ms = excluded.memory_byte_ms, disk_byte_ms = excluded.disk_byte_ms, \
-             cost_nanos = excluded.cost_nanos, sprite_name = excluded.sprite_name",
+             network_bytes = excluded.network_bytes, cost_nanos = excluded.cost_nanos, \
+             sprite_name = excluded.sprite_name",
         );
         qb.build().execute(&mut *conn).await?;
     }
@@ -152,7 +156,8 @@ pub async fn write_baselines(
 ) -> Result<(), sqlx::Error> {
     for chunk in updates.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO meter_samples (sprite_id, tick_id, at_ms, cpu_ns, memory_bytes, disk_bytes, cost_nanos) ",
+            "INSERT INTO meter_samples (sprite_id, tick_id, at_ms, cpu_ns, memory_bytes, disk_bytes, \
+             network_bytes, cost_nanos) ",
         );
         qb.push_values(chunk, |mut b, u| {
             b.push_bind(u.sprite_id)
@@ -161,12 +166,14 @@ pub async fn write_baselines(
                 .push_bind(to_db(u.baseline.cpu_ns))
                 .push_bind(to_db(u.baseline.memory_bytes))
                 .push_bind(to_db(u.baseline.disk_bytes))
+                .push_bind(to_db(u.baseline.network_bytes))
                 .push_bind(u.baseline.cost.get());
         });
         qb.push(
             " ON CONFLICT (sprite_id) DO UPDATE SET tick_id = excluded.tick_id, at_ms = excluded.at_ms, \
              cpu_ns = excluded.cpu_ns, memory_bytes = excluded.memory_bytes, \
-             disk_bytes = excluded.disk_bytes, cost_nanos = excluded.cost_nanos",
+             disk_bytes = excluded.disk_bytes, network_bytes = excluded.network_bytes, \
+             cost_nanos = excluded.cost_nanos",
         );
         qb.build().execute(&mut *conn).await?;
     }

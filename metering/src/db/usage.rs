@@ -34,6 +34,8 @@ pub struct UsageRow {
     pub memory_byte_s: u64,
     /// Bytes stored integrated over time, byte·seconds.
     pub disk_byte_s: u64,
+    /// Bytes moved through the way out.
+    pub network_bytes: u64,
     /// What it cost (the sum of the ledger rows' costs: what budgets counted).
     pub cost_nanos: Nanos,
 }
@@ -47,7 +49,7 @@ pub struct UsageReport {
     pub total_nanos: Nanos,
 }
 
-type Row = (i64, String, i64, i64, i64, i64);
+type Row = (i64, String, i64, i64, i64, i64, i64);
 
 /// A tenant's usage grouped by minute, hour or day, per sprite.
 #[tracing::instrument(skip_all, fields(tenant = tenant_id))]
@@ -62,7 +64,8 @@ pub async fn usage(
     // would not fit in 64 bits.
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT (minute_ms / ?) * ? AS bucket, sprite_name, SUM(cpu_ns), \
-         SUM(memory_byte_ms / 1000), SUM(disk_byte_ms / 1000), SUM(cost_nanos) \
+         SUM(memory_byte_ms / 1000), SUM(disk_byte_ms / 1000), SUM(network_bytes), \
+         SUM(cost_nanos) \
          FROM usage_minutes WHERE tenant_id = ? AND minute_ms >= ? AND minute_ms < ? \
          AND (? IS NULL OR sprite_name = ?) \
          GROUP BY bucket, sprite_id, sprite_name ORDER BY bucket, sprite_name",
@@ -78,12 +81,13 @@ pub async fn usage(
     .await?;
     let rows: Vec<UsageRow> = rows
         .into_iter()
-        .map(|(start_ms, sprite, cpu, mem, disk, cost)| UsageRow {
+        .map(|(start_ms, sprite, cpu, mem, disk, net, cost)| UsageRow {
             start_ms,
             sprite,
             cpu_ns: from_db(cpu),
             memory_byte_s: from_db(mem),
             disk_byte_s: from_db(disk),
+            network_bytes: from_db(net),
             cost_nanos: Nanos(cost),
         })
         .collect();

@@ -150,6 +150,7 @@ mod tests {
 
     fn sprite(id: i64) -> FleetSprite {
         FleetSprite {
+            network_bytes_per_s: 0,
             sprite_id: id,
             tenant_id: "t".into(),
             name: format!("s{id}"),
@@ -165,6 +166,7 @@ mod tests {
     fn extra_cpu_is_cut_to_what_the_scope_has_left() {
         let cfg = TickConfig {
             prices: Prices {
+                network_nanos_per_gb: 0,
                 cpu_nanos_per_cpu_s: 1_000_000_000,
                 memory_nanos_per_gb_s: 0,
                 disk_nanos_per_gb_month: 0,

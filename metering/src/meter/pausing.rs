@@ -109,6 +109,7 @@ mod tests {
 
     fn sprite(id: i64, running: bool) -> FleetSprite {
         FleetSprite {
+            network_bytes_per_s: 0,
             sprite_id: id,
             tenant_id: "t".into(),
             name: format!("s{id}"),
@@ -137,16 +138,19 @@ mod tests {
         let baselines = HashMap::from([(1, base(1000, 5_000_000_000)), (2, base(1000, 0))]);
         let mut samples = vec![
             Some(Sample {
+                network_bytes: 0,
                 cpu_ns: 6_000_000_000,
                 memory_bytes: 1 << 30,
                 disk_bytes: 7,
             }),
             Some(Sample {
+                network_bytes: 0,
                 cpu_ns: 100,
                 memory_bytes: 1000,
                 disk_bytes: 7,
             }),
             Some(Sample {
+                network_bytes: 0,
                 cpu_ns: 9,
                 memory_bytes: 9,
                 disk_bytes: 9,

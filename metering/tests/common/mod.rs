@@ -67,6 +67,7 @@ pub async fn sprite(pool: &SqlitePool, id: i64, tenant: &str, token: Option<&str
     .await
     .unwrap();
     FleetSprite {
+        network_bytes_per_s: 0,
         sprite_id: id,
         tenant_id: tenant.to_owned(),
         name: format!("s{id}"),
@@ -82,6 +83,7 @@ pub async fn sprite(pool: &SqlitePool, id: i64, tenant: &str, token: Option<&str
 pub fn cpu_only() -> MeterConfig {
     MeterConfig {
         prices: Prices {
+            network_nanos_per_gb: 0,
             cpu_nanos_per_cpu_s: 1_000_000,
             memory_nanos_per_gb_s: 0,
             disk_nanos_per_gb_month: 0,
