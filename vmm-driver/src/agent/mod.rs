@@ -70,6 +70,18 @@ pub async fn run_stdio() -> std::io::Result<()> {
     result
 }
 
+/// The sprite's processes: each pid with its `/proc` directory.
+fn processes() -> impl Iterator<Item = (i32, std::path::PathBuf)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            Some((pid, entry.path()))
+        })
+}
+
 /// Moves the stream off fds 0 and 1 onto close-on-exec fds, and points 0 and 1 at
 /// `/dev/null`. Every command the agent starts would otherwise inherit the host
 /// channel and could write frames into it (issue 9, item 1). Root in the sprite can

@@ -92,11 +92,7 @@ pub fn deliver(frame: Frame) {
     };
     match frame.kind {
         Kind::NetAck => {
-            let n = frame
-                .payload
-                .get(..4)
-                .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                .map_or(0, u32::from_le_bytes);
+            let n = super::proto::acked(&frame.payload);
             let (lock, wake) = &*stream.credit;
             lock.lock().unwrap_or_else(|e| e.into_inner()).bytes += i64::from(n);
             wake.notify_all();
@@ -511,29 +507,19 @@ pub fn accept_hand_over() {
 /// first) or to end (earlier ones like this), so the proxies' ports are this one's.
 /// Agents are told apart from sessions leaders by their exact command line.
 pub fn take_over() {
-    let me = std::process::id();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    let me = std::process::id() as i32;
+    for (pid, dir) in super::processes() {
         if pid == me {
             continue;
         }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
         let args: Vec<&[u8]> = cmdline
             .split(|&b| b == 0)
             .filter(|a| !a.is_empty())
             .collect();
         if args == [AGENT_PATH.as_bytes(), b"agent"] {
             // SAFETY: kill takes no pointers.
-            unsafe { libc::kill(pid as i32, libc::SIGUSR1) };
+            unsafe { libc::kill(pid, libc::SIGUSR1) };
         }
     }
 }

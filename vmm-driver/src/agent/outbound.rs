@@ -114,11 +114,7 @@ impl Streams {
                 Ok(())
             }
             Kind::NetAck => {
-                let n = frame
-                    .payload
-                    .get(..4)
-                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
-                    .map_or(0, u32::from_le_bytes);
+                let n = super::proto::acked(&frame.payload);
                 if let Some(open) = self.lock().get(&chan) {
                     // Never more than the window: a hostile agent cannot widen it.
                     let room =

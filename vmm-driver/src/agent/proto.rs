@@ -261,6 +261,14 @@ pub struct ExitInfo {
     pub truncated: bool,
 }
 
+/// The byte count a [`Kind::NetAck`] carries (0 for a malformed one).
+pub fn acked(payload: &[u8]) -> u32 {
+    payload
+        .get(..4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
 /// A connection a program in the sprite asked the agent's proxy for.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NetOpen {

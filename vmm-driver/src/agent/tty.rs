@@ -146,18 +146,8 @@ pub fn keys(master: &File, data: &[u8]) -> Vec<Result<Vec<u8>, i32>> {
 /// (SIGHUP, as when a terminal closes: `nohup`ed programs stay). Read from `/proc`,
 /// since the session's processes may be in many process groups.
 pub fn hang_up(session: i32) {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+    for (pid, dir) in super::processes() {
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap_or_default();
         // Fields after the command's name: state, ppid, pgrp, session, …
         let fields: Vec<&str> = stat
             .rsplit_once(") ")

@@ -8,9 +8,9 @@ use tracing::{instrument, warn};
 
 use super::lifecycle::validate;
 use super::machine::{Machine, Meta, Paths};
-use super::sandbox::{launch, restore_checked, unmount};
+use super::sandbox::{launch, restore_checked};
 use super::Gvisor;
-use crate::{CheckpointId, DriverError, MachineSpec, MachineState, Result};
+use crate::{CheckpointId, DriverError, MachineSpec, Result};
 
 impl Gvisor {
     /// Checkpoints `src`, makes the new machine from the checkpoint's disk and memory,
@@ -44,22 +44,7 @@ impl Gvisor {
             layers: src.meta.layers.clone(),
         };
         let disk = checkpoint.join("disk.img");
-        if let Err(e) = self.make_files(&spec.id, &paths, &meta, Some(&disk)).await {
-            let _ = unmount(&paths);
-            let _ = std::fs::remove_dir_all(&paths.dir);
-            return Err(e);
-        }
-        let machine = Arc::new(Machine::new(
-            spec.id.clone(),
-            paths,
-            meta,
-            MachineState::Stopped,
-            self.egress.clone(),
-        ));
-        self.machines
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(spec.id.clone(), machine.clone());
+        let machine = self.new_machine(&spec.id, paths, meta, Some(&disk)).await?;
         let started = {
             let mut rt = machine.rt.lock().await;
             let memory = checkpoint.join("state");

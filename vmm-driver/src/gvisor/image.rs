@@ -86,14 +86,19 @@ pub struct Record {
 /// Whether `name` can name an image: 1–40 of `a-z 0-9 - _ .`, starting with a letter or
 /// digit.
 pub fn valid_name(name: &str) -> bool {
-    (1..=40).contains(&name.len())
+    well_formed(name, 40, |b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b)
+    })
+}
+
+/// 1 to `max` bytes, the first a letter or digit, every one allowed by `ok`.
+fn well_formed(name: &str, max: usize, ok: impl Fn(u8) -> bool) -> bool {
+    (1..=max).contains(&name.len())
         && name
             .bytes()
             .next()
             .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+        && name.bytes().all(ok)
 }
 
 /// The path machines use as the image's lower layer (a symlink to the current build).
@@ -319,15 +324,9 @@ pub async fn build(
 
 /// Debian package names (with an optional `=version` or `/release`).
 fn valid_package(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 100
-        && name
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"+-.:=~/".contains(&b))
+    well_formed(name, 100, |b| {
+        b.is_ascii_alphanumeric() || b"+-.:=~/".contains(&b)
+    })
 }
 
 /// Leftovers of builds that crashed.

@@ -94,24 +94,36 @@ impl Gvisor {
             base,
             layers,
         };
-        let result = self.make_files(&spec.id, &paths, &meta, None).await;
-        if let Err(e) = result {
+        self.new_machine(&spec.id, paths, meta, None)
+            .await
+            .map(drop)
+    }
+
+    /// Makes a machine's files (removing what a failure left) and registers it, stopped.
+    pub(super) async fn new_machine(
+        &self,
+        id: &MachineId,
+        paths: Paths,
+        meta: Meta,
+        disk_from: Option<&std::path::Path>,
+    ) -> Result<Arc<Machine>> {
+        if let Err(e) = self.make_files(id, &paths, &meta, disk_from).await {
             let _ = unmount(&paths);
             let _ = std::fs::remove_dir_all(&paths.dir);
             return Err(e);
         }
-        let machine = Machine::new(
-            spec.id.clone(),
+        let machine = Arc::new(Machine::new(
+            id.clone(),
             paths,
             meta,
             MachineState::Stopped,
             self.egress.clone(),
-        );
+        ));
         self.machines
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(spec.id.clone(), Arc::new(machine));
-        Ok(())
+            .insert(id.clone(), machine.clone());
+        Ok(machine)
     }
 
     /// Makes a machine's directory: a new disk, or a copy of `disk_from` (a fork), its
