@@ -171,7 +171,10 @@ async fn start_server(upstream_port: u16) -> Server {
         .env("CORRAL_MAX_RUNNING_SPRITES", "1000")
         .env("CORRAL_MAX_TOTAL_CPUS", "1000")
         .env("CORRAL_MAX_TOTAL_MEMORY_MB", "1000000")
-        // The way out reaches this process's upstream on loopback, unthrottled.
+        // The way out reaches this process's upstream on loopback, unthrottled and
+        // unpriced (so 100 sprites' bandwidth is no runway to reserve): the benchmark
+        // measures the carriage, not the bill.
+        .env("CORRAL_PRICE_NETWORK_NANOS_PER_GB", "0")
         .env("CORRAL_EGRESS_ALLOW_RANGES", "127.0.0.0/8")
         .env(
             "CORRAL_EGRESS_RESOLVE",

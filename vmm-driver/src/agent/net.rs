@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Condvar, Mutex};
@@ -471,11 +470,49 @@ fn serve_socks(mut conn: TcpStream, out: &Out) {
     }
 }
 
-/// The proxies' listeners; dropping this closes them within [`STOP_POLL`] (the agent
-/// that owns them lost its host, and a new agent takes the ports over: a connection the
-/// old one accepted could go nowhere).
+/// The proxies' listeners; dropping this closes them (the agent that owns them lost its
+/// host, and a new agent takes the ports over: a connection the old one accepted could
+/// go nowhere).
 pub struct Listeners {
     stop: Arc<AtomicBool>,
+}
+
+/// Wakes the listeners' blocked `accept`s with a connection of their own, so they see
+/// that they must stop (this gVisor does not wake a blocked `accept` when its socket is
+/// shut down, and polling a thousand idle sprites' listeners would cost their CPU).
+/// Async-signal-safe: socket, connect and close only.
+fn wake_listeners() {
+    for port in [HTTP_PORT, SOCKS_PORT] {
+        // SAFETY: a plain IPv4 socket connected to loopback and closed; every pointer
+        // is to a sockaddr_in on this stack frame.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+            if fd < 0 {
+                continue;
+            }
+            let addr = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: port.to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            libc::connect(
+                fd,
+                (&addr as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            );
+            libc::close(fd);
+        }
+    }
+}
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        wake_listeners();
+    }
 }
 
 /// Set in the sandbox's first agent when a later one took the host stream over (this
@@ -484,6 +521,7 @@ static HANDED_OVER: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn handed_over(_: libc::c_int) {
     HANDED_OVER.store(true, Ordering::SeqCst);
+    wake_listeners();
 }
 
 extern "C" fn superseded(_: libc::c_int) {
@@ -521,16 +559,6 @@ pub fn take_over() {
             // SAFETY: kill takes no pointers.
             unsafe { libc::kill(pid, libc::SIGUSR1) };
         }
-    }
-}
-
-/// How often a listener looks whether it must stop (this gVisor does not wake a blocked
-/// `accept` when its socket is shut down, so the listener never blocks for long).
-const STOP_POLL: i32 = 100;
-
-impl Drop for Listeners {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -576,27 +604,19 @@ fn accept_until_stopped(
             }
         }
     };
-    if listener.set_nonblocking(true).is_err() {
-        return;
-    }
-    // Stop when this agent's stream is gone (its writer ended) or handed over.
-    while !stop.load(Ordering::SeqCst) && !HANDED_OVER.load(Ordering::SeqCst) {
-        let mut pfd = libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll on one valid pollfd we own (plain poll, not epoll: see `exec`).
-        unsafe { libc::poll(&mut pfd, 1, STOP_POLL) };
-        let Ok((conn, _)) = listener.accept() else {
+    // Blocked in accept while idle (no CPU); stopped by `wake_listeners` when this
+    // agent's stream is gone or handed over.
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::SeqCst) || HANDED_OVER.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok((conn, _)) = accepted else {
             continue;
         };
         let Some(out) = out.upgrade() else {
             return;
         };
-        if conn.set_nonblocking(false).is_err() {
-            continue;
-        }
         let _ = std::thread::Builder::new()
             .name("proxy-conn".into())
             .spawn(move || serve(conn, &out));
