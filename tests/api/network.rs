@@ -303,6 +303,36 @@ async fn sprites_reach_the_world_on_the_tenants_terms() {
     .await;
     assert_eq!(stdout(&out).trim(), "200", "{out}");
 
+    // ssh (and git over ssh) take the way out through the agent's ProxyCommand: the
+    // connection is made (the upstream is no ssh server, so the handshake fails).
+    let out = sh(
+        &app,
+        &token,
+        "web",
+        "printf 'GET /over-connect HTTP/1.1\r\nHost: up.test\r\n\r\n' | /.corral/agent agent connect up.test 80",
+    )
+    .await;
+    assert!(
+        stdout(&out).contains("you sent: GET /over-connect"),
+        "{out}"
+    );
+    let out = sh(
+        &app,
+        &token,
+        "web",
+        "GIT_TERMINAL_PROMPT=0 git ls-remote ssh://git@up.test/repo.git 2>&1; true",
+    )
+    .await;
+    let log = expect_status(app.get("/v1/sprites/web/network/log", &token).await, 200).await;
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["host"] == "up.test" && e["port"] == 22 && e["allowed"] == true),
+        "git's ssh went through the proxy: {out} {log}"
+    );
+
     // A rule denies by name, and the answer names it; SOCKS says "not allowed by ruleset".
     let policy = json!({"rules": [{"domain": "*", "action": "allow"}, {"domain": "*.test", "action": "deny"},
                                    {"domain": "secure.test", "action": "allow", "ports": [443]}]});

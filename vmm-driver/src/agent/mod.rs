@@ -9,6 +9,7 @@
 pub mod client;
 #[cfg(test)]
 mod client_tests;
+mod connect;
 mod exec;
 mod files;
 mod inbound;
@@ -30,6 +31,9 @@ pub fn main() -> i32 {
     let args: Vec<String> = std::env::args().collect();
     if args.get(2).map(String::as_str) == Some(tty::LEADER_ARG) {
         return leader::main(args.get(4..).unwrap_or_default());
+    }
+    if args.get(2).map(String::as_str) == Some("connect") {
+        return connect::main(args.get(3..).unwrap_or_default());
     }
     // Timers only: no I/O driver, so nothing in the agent goes through epoll (see
     // `exec` for why).

@@ -47,6 +47,7 @@ pub fn proxy_env() -> Vec<(&'static str, String)> {
         ("NO_PROXY", no_proxy.clone()),
         ("no_proxy", no_proxy),
         ("NODE_USE_ENV_PROXY", "1".into()),
+        ("GIT_SSH_COMMAND", super::connect::SSH_COMMAND.into()),
     ]
 }
 
