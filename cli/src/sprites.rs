@@ -24,6 +24,9 @@ pub struct CreateArgs {
     /// The image to make it from (`corral image ls`; the server's default when omitted).
     #[arg(long)]
     image: Option<String>,
+    /// Bandwidth through the way out, megabits per second (at most the server's).
+    #[arg(long)]
+    network_mbps: Option<u64>,
     /// Seconds without activity before the sprite pauses itself (0 = never).
     #[arg(long)]
     idle_timeout_s: Option<u64>,
@@ -47,6 +50,7 @@ pub async fn create(client: &Client, args: CreateArgs, json: bool) -> anyhow::Re
         ("memory_mb", args.memory_mb),
         ("disk_mb", args.disk_mb),
         ("idle_timeout_s", args.idle_timeout_s),
+        ("network_mbps", args.network_mbps),
     ];
     for (key, value) in optional {
         if let Some(value) = value {

@@ -78,20 +78,33 @@ async fn a_sprites_bandwidth_holds() {
     let app = App::spawn_with(&[
         ("CORRAL_EGRESS_ALLOW_RANGES", "127.0.0.0/8"),
         ("CORRAL_EGRESS_RESOLVE", &resolve),
-        ("CORRAL_NETWORK_MBPS", "8"),
+        ("CORRAL_NETWORK_MBPS", "16"),
     ])
     .await;
     let (_, token) = app.signup("bandwidth@example.com").await;
-    expect_status(
+    // A sprite may take less than the operator's bandwidth, never more.
+    expect_problem(
         app.post(
             "/v1/sprites",
             &token,
-            json!({"name": "dl", "idle_timeout_s": 0}),
+            json!({"name": "greedy", "network_mbps": 17}),
+        )
+        .await,
+        422,
+        "validation",
+    )
+    .await;
+    let dl = expect_status(
+        app.post(
+            "/v1/sprites",
+            &token,
+            json!({"name": "dl", "idle_timeout_s": 0, "network_mbps": 8}),
         )
         .await,
         201,
     )
     .await;
+    assert_eq!(dl["network_mbps"], 8);
     let out = sh(
         &app,
         &token,

@@ -48,13 +48,19 @@ pub async fn save_rules(
     tx.commit().await
 }
 
-/// The tenant and name of the live sprite with this id.
+/// The tenant and bandwidth (megabits per second, `None`: the operator's) of the live
+/// sprite with this id.
 #[tracing::instrument(skip_all)]
-pub async fn sprite_owner(pool: &SqlitePool, id: i64) -> sqlx::Result<Option<(TenantId, String)>> {
-    sqlx::query_as("SELECT tenant_id, name FROM sprites WHERE id = ? AND deleted_at IS NULL")
-        .bind(id)
-        .fetch_optional(pool)
-        .await
+pub async fn sprite_owner(
+    pool: &SqlitePool,
+    id: i64,
+) -> sqlx::Result<Option<(TenantId, Option<i64>)>> {
+    sqlx::query_as(
+        "SELECT tenant_id, network_mbps FROM sprites WHERE id = ? AND deleted_at IS NULL",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// The live sprites of a tenant, by id (a tenant-wide policy change rechecks them).

@@ -25,11 +25,13 @@ pub struct SpriteRow {
     pub image: String,
     /// The tenant image it was made from, when it was.
     pub image_id: Option<i64>,
+    /// Its bandwidth, megabits per second; `None`: the operator's.
+    pub network_mbps: Option<i64>,
 }
 
 const COLUMNS: &str = "id, tenant_id, name, state, pause_reason, cpus, memory_mb, disk_mb, \
                        idle_timeout_s, created_by_token, created_at, last_active_at, last_activity, \
-                       image, image_id";
+                       image, image_id, network_mbps";
 
 /// A new sprite in state `creating`; `Ok(None)` when the name is taken.
 ///
@@ -40,8 +42,9 @@ pub async fn insert(conn: &mut SqliteConnection, row: &SpriteRow) -> sqlx::Resul
     let fresh_id = (rand::random::<u64>() >> 1).max(1) as i64;
     let id: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO sprites (id, tenant_id, name, state, cpus, memory_mb, disk_mb, idle_timeout_s,
-             created_by_token, created_at, last_active_at, last_activity, image, image_id)
-         VALUES (?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, 'create', ?, ?)
+             created_by_token, created_at, last_active_at, last_activity, image, image_id,
+             network_mbps)
+         VALUES (?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, 'create', ?, ?, ?)
          ON CONFLICT (tenant_id, name) WHERE deleted_at IS NULL DO NOTHING
          RETURNING id",
     )
@@ -57,6 +60,7 @@ pub async fn insert(conn: &mut SqliteConnection, row: &SpriteRow) -> sqlx::Resul
     .bind(row.created_at)
     .bind(&row.image)
     .bind(row.image_id)
+    .bind(row.network_mbps)
     .fetch_optional(conn)
     .await?;
     Ok(id.map(|(id,)| id))

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 /// Bytes a sprite may move, refilled at `rate` per second up to `burst`.
 #[derive(Debug)]
 pub struct Limiter {
+    mbps: u32,
     rate: f64,
     burst: f64,
     state: Mutex<(f64, Instant)>,
@@ -20,10 +21,16 @@ impl Limiter {
         let rate = f64::from(mbps.max(1)) * 125_000.0;
         let burst = rate / 10.0;
         Limiter {
+            mbps,
             rate,
             burst,
             state: Mutex::new((burst, Instant::now())),
         }
+    }
+
+    /// The bandwidth it holds, megabits per second.
+    pub fn mbps(&self) -> u32 {
+        self.mbps
     }
 
     /// Takes up to `want` bytes: how many may go now, or how long until some may.

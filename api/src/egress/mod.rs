@@ -115,9 +115,10 @@ impl Gateway {
         }
     }
 
-    /// A sprite's bandwidth, bytes per second (what the meter reserves for it).
-    pub fn bytes_per_s(&self) -> u64 {
-        u64::from(self.mbps.max(1)) * 125_000
+    /// A sprite's bandwidth in bytes per second (what the meter reserves for it), from
+    /// its own setting.
+    pub fn bytes_per_s(&self, own: Option<i64>) -> u64 {
+        u64::from(self.mbps_of(own).max(1)) * 125_000
     }
 
     /// Bytes the sprite moved through the way out since the server started, both ways.
@@ -138,14 +139,24 @@ impl Gateway {
             .clone()
     }
 
-    /// The sprite's bandwidth bucket, shared by all its connections.
-    fn limiter(&self, sprite_id: i64) -> std::sync::Arc<limit::Limiter> {
-        self.limits
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    /// The sprite's bandwidth bucket at `mbps`, shared by all its connections (a new
+    /// one when its bandwidth changed).
+    fn limiter(&self, sprite_id: i64, mbps: u32) -> std::sync::Arc<limit::Limiter> {
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = limits
             .entry(sprite_id)
-            .or_insert_with(|| std::sync::Arc::new(limit::Limiter::new(self.mbps)))
-            .clone()
+            .or_insert_with(|| std::sync::Arc::new(limit::Limiter::new(mbps)));
+        if entry.mbps() != mbps {
+            *entry = std::sync::Arc::new(limit::Limiter::new(mbps));
+        }
+        entry.clone()
+    }
+
+    /// A sprite's bandwidth: its own setting within the operator's, else the operator's.
+    pub fn mbps_of(&self, own: Option<i64>) -> u32 {
+        own.and_then(|m| u32::try_from(m).ok())
+            .filter(|m| *m >= 1)
+            .map_or(self.mbps, |m| m.min(self.mbps))
     }
 
     /// The sprite's decisions, newest first.
@@ -296,7 +307,7 @@ impl Egress for Gateway {
         let owner = db::network::sprite_owner(&self.pool, sprite_id)
             .await
             .map_err(|e| format!("the server could not look the sprite up: {e}"))?;
-        let Some((tenant_id, _name)) = owner else {
+        let Some((tenant_id, mbps)) = owner else {
             return Err("this sprite is being deleted".into());
         };
         let refuse = |rule: String| {
@@ -322,7 +333,9 @@ impl Egress for Gateway {
                     let _ = stream.set_nodelay(true);
                     let entry = Entry::new(host, port, true, rule);
                     self.log.record(sprite_id, &entry);
-                    let (limiter, counter) = (self.limiter(sprite_id), self.counter(sprite_id));
+                    let mbps = self.mbps_of(mbps);
+                    let (limiter, counter) =
+                        (self.limiter(sprite_id, mbps), self.counter(sprite_id));
                     return Ok(Box::new(Watched::new(stream, entry, limiter, counter)));
                 }
                 Ok(Err(e)) => last = format!("{addr}: {e}"),

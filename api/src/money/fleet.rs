@@ -74,7 +74,10 @@ impl Fleet for SpritesFleet {
                 cpus: u32::try_from(row.cpus).unwrap_or(u32::MAX),
                 memory_mb: u32::try_from(row.memory_mb).unwrap_or(u32::MAX),
                 reserve_bytes: disk_bytes(row.disk_mb).saturating_add(*checkpoint_bytes),
-                network_bytes_per_s: self.egress.as_ref().map_or(0, |e| e.bytes_per_s()),
+                network_bytes_per_s: self
+                    .egress
+                    .as_ref()
+                    .map_or(0, |e| e.bytes_per_s(row.network_mbps)),
             })
             .collect();
         // A stored image costs what its bytes cost, to the token that saved it.

@@ -14,8 +14,8 @@ use crate::sprites::BudgetGate;
 /// refusal into the caller's 402.
 pub struct MeterGate {
     admissions: Admissions,
-    /// Each sprite's bandwidth, bytes per second.
-    network_bytes_per_s: u64,
+    /// The operator's bandwidth per sprite, megabits per second.
+    network_mbps: u32,
 }
 
 impl MeterGate {
@@ -23,7 +23,7 @@ impl MeterGate {
     pub fn new(pool: SqlitePool, config: &Config) -> Self {
         Self {
             admissions: Admissions::new(pool, super::meter_config(config), config.min_runway_s),
-            network_bytes_per_s: super::network_bytes_per_s(config),
+            network_mbps: config.network_mbps,
         }
     }
 }
@@ -39,7 +39,7 @@ impl BudgetGate for MeterGate {
             cpus: u32::try_from(sprite.cpus).unwrap_or(u32::MAX),
             memory_mb: u32::try_from(sprite.memory_mb).unwrap_or(u32::MAX),
             disk_bytes: super::fleet::disk_bytes(sprite.disk_mb),
-            network_bytes_per_s: self.network_bytes_per_s,
+            network_bytes_per_s: super::network_bytes_per_s(self.network_mbps, sprite.network_mbps),
         };
         match self.admissions.admit(&candidate).await? {
             Ok(()) => Ok(()),

@@ -27,9 +27,15 @@ pub fn prices(config: &Config) -> Prices {
     }
 }
 
-/// A sprite's bandwidth through the way out, bytes per second (1 Mbit = 125,000 bytes).
-pub fn network_bytes_per_s(config: &Config) -> u64 {
-    u64::from(config.network_mbps.max(1)) * 125_000
+/// A sprite's bandwidth through the way out in bytes per second (1 Mbit = 125,000
+/// bytes): its own setting within the operator's `operator_mbps`, else the operator's.
+pub fn network_bytes_per_s(operator_mbps: u32, own: Option<i64>) -> u64 {
+    let operator = u64::from(operator_mbps.max(1));
+    let mbps = own
+        .and_then(|m| u64::try_from(m).ok())
+        .filter(|m| *m >= 1)
+        .map_or(operator, |m| m.min(operator));
+    mbps * 125_000
 }
 
 /// The meter's settings from configuration.

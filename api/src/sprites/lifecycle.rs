@@ -22,6 +22,9 @@ pub struct CreateSprite {
     pub idle_timeout_s: Option<i64>,
     /// The image to make it from (`GET /v1/images`); the operator's default when absent.
     pub image: Option<String>,
+    /// Its bandwidth through the way out, megabits per second (both ways together), at
+    /// most the operator's `CORRAL_NETWORK_MBPS`, which is also the default.
+    pub network_mbps: Option<i64>,
 }
 
 fn in_range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, ApiError> {
@@ -111,6 +114,10 @@ impl Sprites {
             last_activity: "create".into(),
             image: image.name,
             image_id: image.image_id,
+            network_mbps: request
+                .network_mbps
+                .map(|m| in_range("network_mbps", m, 1, i64::from(self.config.network_mbps)))
+                .transpose()?,
         };
         if let Some(done) = self
             .register(caller, &limits, &mut row, idempotency_key)

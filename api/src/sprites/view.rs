@@ -23,6 +23,8 @@ pub struct SpriteView {
     pub memory_mb: i64,
     pub disk_mb: i64,
     pub disk_used_bytes: u64,
+    /// Its bandwidth through the way out, megabits per second (`null`: the server's).
+    pub network_mbps: Option<i64>,
     pub idle_timeout_s: i64,
     pub created_at: String,
     pub last_active_at: String,
@@ -45,6 +47,7 @@ impl SpriteView {
             memory_mb: row.memory_mb,
             disk_mb: row.disk_mb,
             disk_used_bytes,
+            network_mbps: row.network_mbps,
             idle_timeout_s: row.idle_timeout_s,
             created_at: rfc3339(row.created_at),
             last_active_at: rfc3339(row.last_active_at),
