@@ -85,11 +85,13 @@ pub enum Permission {
     Billing,
     /// Read and change the budget and limits.
     Budget,
+    /// Add, list and delete secrets.
+    Secrets,
 }
 
 impl Permission {
     /// Every scope, as a session token holds them.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         Permission::SpritesRead,
         Permission::SpritesWrite,
         Permission::Exec,
@@ -98,6 +100,7 @@ impl Permission {
         Permission::TokensCreate,
         Permission::Billing,
         Permission::Budget,
+        Permission::Secrets,
     ];
 
     /// The scope's wire name.
@@ -111,6 +114,7 @@ impl Permission {
             Permission::TokensCreate => "tokens:create",
             Permission::Billing => "billing",
             Permission::Budget => "budget",
+            Permission::Secrets => "secrets",
         }
     }
 

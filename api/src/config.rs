@@ -161,6 +161,7 @@ settings! {
     max_disk_mb_per_sprite: u64 = 10_240, "CORRAL_MAX_DISK_MB_PER_SPRITE", "Operator maximum: disk of one sprite.";
     max_checkpoints_per_sprite: u32 = 20, "CORRAL_MAX_CHECKPOINTS_PER_SPRITE", "Operator maximum: checkpoints kept per sprite.";
     network_mbps: u32 = 100, "CORRAL_NETWORK_MBPS", "Bandwidth of one sprite's connections (both ways together), in megabits per second.";
+    egress_extra_ca: Option<String> = None, "CORRAL_EGRESS_EXTRA_CA", "A PEM file of extra authorities the way out trusts for secrets' hosts (tests and private servers).";
     egress_default: String = "allow-public".into(), "CORRAL_EGRESS_DEFAULT", "What sprites may reach when no rule of theirs or their tenant's matches: allow-public or deny.";
     egress_allow_ranges: Option<String> = None, "CORRAL_EGRESS_ALLOW_RANGES", "Address ranges sprites may reach despite being private (tests and development only), e.g. 127.0.0.0/8.";
     egress_resolve: Option<String> = None, "CORRAL_EGRESS_RESOLVE", "Names resolved to fixed addresses for sprites (tests and development only): host=ip[:port],…";

@@ -83,6 +83,7 @@ permission_markers! {
     TokensCreate => Permission::TokensCreate,
     Billing => Permission::Billing,
     Budget => Permission::Budget,
+    Secrets => Permission::Secrets,
 }
 
 /// An authenticated caller holding the permission `S`.

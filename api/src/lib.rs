@@ -70,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::limits::router())
         .merge(routes::money::router())
         .merge(routes::network::router())
+        .merge(routes::secrets::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

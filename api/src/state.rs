@@ -42,6 +42,8 @@ pub struct AppState {
     pub driver_problem: Option<String>,
     /// Sprites' way out; `None` with the backend.
     pub egress: Option<Arc<Gateway>>,
+    /// Tenants' secrets; `None` with the backend.
+    pub secrets: Option<Arc<crate::egress::secrets::Secrets>>,
     /// Metering and alert mail.
     pub money: Arc<Money>,
     /// Token rows recently read for authentication.
@@ -94,6 +96,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             (None, Some(error.to_string()))
         }
     };
+    let mut secrets_store = None;
     let egress = match &sprites {
         Some(sprites) => {
             let default =
@@ -103,12 +106,30 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
                 config.egress_resolve.as_deref(),
             )
             .map_err(anyhow::Error::msg)?;
-            let gateway = Arc::new(Gateway::new(
+            let secrets = Arc::new(crate::egress::secrets::Secrets::open(
                 pool.clone(),
-                default,
-                exceptions,
-                config.network_mbps,
-            ));
+                &config.data_dir,
+            )?);
+            let extra_ca = config.egress_extra_ca.as_deref().map(std::path::Path::new);
+            let tls = Arc::new(crate::egress::tls::Tls::open(
+                &config.data_dir.join("egress-ca"),
+                extra_ca,
+            )?);
+            // Sprites trust the install's authority: its certificate, and the system's
+            // roots with it, shared at /.corral.
+            let mut bundle =
+                std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+            bundle.extend_from_slice(tls.ca_pem().as_bytes());
+            sprites
+                .driver()
+                .share("corral-ca.pem", tls.ca_pem().as_bytes())?;
+            sprites.driver().share("ca-bundle.pem", &bundle)?;
+            sprites.set_secrets(secrets.clone());
+            secrets_store = Some(secrets.clone());
+            let gateway = Arc::new(
+                Gateway::new(pool.clone(), default, exceptions, config.network_mbps)
+                    .with_secrets(secrets, tls),
+            );
             sprites.driver().set_egress(gateway.clone());
             Some(gateway)
         }
@@ -128,6 +149,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         sprites,
         driver_problem,
         egress,
+        secrets: secrets_store,
         token_cache: Arc::default(),
     })
 }
@@ -141,6 +163,13 @@ impl AppState {
     /// The sprites service, or 503 naming what the backend is missing.
     pub fn sprites(&self) -> Result<&Arc<Sprites>, ApiError> {
         self.sprites
+            .as_ref()
+            .ok_or_else(|| crate::sprites::unavailable(self.driver_problem.as_deref()))
+    }
+
+    /// Tenants' secrets.
+    pub fn secrets(&self) -> Result<&Arc<crate::egress::secrets::Secrets>, ApiError> {
+        self.secrets
             .as_ref()
             .ok_or_else(|| crate::sprites::unavailable(self.driver_problem.as_deref()))
     }

@@ -18,6 +18,7 @@ mod network;
 mod output;
 mod prices;
 mod progress;
+mod secrets;
 mod sprites;
 mod terminal;
 mod tokens;
@@ -126,6 +127,9 @@ pub enum Command {
     Prices,
     /// Network rules of a sprite (or of the tenant); `policy [SPRITE] set` replaces them.
     Policy(network::PolicyArgs),
+    /// Secrets sprites use without holding them: add (value on stdin), ls, rm.
+    #[command(subcommand)]
+    Secrets(secrets::SecretsCommand),
     /// A sprite's recent connections: allowed or refused, by which rule, bytes each way.
     Netlog {
         /// The sprite's name.
@@ -199,6 +203,7 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Prices => prices::prices(&authed()?, json).await,
         Command::Policy(args) => network::policy(&authed()?, args, json).await,
         Command::Netlog { sprite } => network::netlog(&authed()?, &sprite, json).await,
+        Command::Secrets(command) => secrets::run(&authed()?, command, json).await,
         Command::Alerts => prices::alerts(&authed()?, json).await,
     }
 }

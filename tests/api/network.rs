@@ -31,6 +31,14 @@ async fn upstream() -> u16 {
                     }
                 }
                 let head = String::from_utf8_lossy(&head).to_string();
+                if head.starts_with("GET /headers") {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+                        head.len()
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                    return;
+                }
                 if head.starts_with("GET /big") {
                     let size = 3_000_000;
                     let answer = format!(
@@ -571,4 +579,213 @@ async fn a_budget_pause_closes_the_sprites_connections() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(closed, "the budget pause closed the download");
+}
+
+/// An HTTPS server on loopback (Python's, with a certificate for `host`) that answers
+/// every GET with the request's headers.
+struct EchoTls {
+    child: Child,
+    port: u16,
+    cert: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl EchoTls {
+    fn start(host: &str) -> EchoTls {
+        // An authority and a certificate it signs: what the way out checks upstream
+        // servers against (rustls takes no self-signed server certificate).
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: Vec<String>| {
+            let done = Command::new("openssl")
+                .args(&args)
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl");
+            assert!(done.success(), "openssl {args:?}");
+        };
+        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        openssl(words(
+            "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=Test-CA -keyout ca.key -out ca.pem",
+        ));
+        let mut request = words("req -newkey rsa:2048 -nodes -keyout key.pem -out req.csr -subj");
+        request.extend([
+            format!("/CN={host}"),
+            "-addext".into(),
+            format!("subjectAltName=DNS:{host}"),
+        ]);
+        openssl(request);
+        openssl(words(
+            "x509 -req -in req.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 -out cert.pem -copy_extensions copy",
+        ));
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = r#"
+import http.server, ssl, sys
+class Echo(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = str(self.headers).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Echo)
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(sys.argv[2], sys.argv[3])
+server.socket = context.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
+"#;
+        let child = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&cert)
+            .arg(&key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        EchoTls {
+            child,
+            port,
+            cert: dir.path().join("ca.pem"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for EchoTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn secrets_reach_their_hosts_and_never_the_sprite() {
+    let plain = upstream().await;
+    let tls = EchoTls::start("secure.api.test");
+    let resolve = format!(
+        "api.test=127.0.0.1:{plain},up.test=127.0.0.1:{plain},secure.api.test=127.0.0.1:{}",
+        tls.port
+    );
+    let extra_ca = tls.cert.display().to_string();
+    let app = App::spawn_with(&[
+        ("CORRAL_EGRESS_ALLOW_RANGES", "127.0.0.0/8"),
+        ("CORRAL_EGRESS_RESOLVE", &resolve),
+        ("CORRAL_EGRESS_EXTRA_CA", &extra_ca),
+    ])
+    .await;
+    let (_, token) = app.signup("secrets@example.com").await;
+    let value = "s3cr3t-value-4f1d";
+    let added = expect_status(
+        app.post(
+            "/v1/secrets",
+            &token,
+            json!({"name": "API_KEY", "value": value, "hosts": ["api.test", "*.api.test"],
+                   "header": "X-Api-Key", "format": "{}"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert!(!added.to_string().contains(value), "{added}");
+    let placeholder = added["placeholder"].as_str().unwrap().to_string();
+    let listed = expect_status(app.get("/v1/secrets", &token).await, 200).await;
+    assert!(!listed.to_string().contains(value) && listed.to_string().contains(&placeholder));
+    expect_problem(
+        app.post(
+            "/v1/secrets",
+            &token,
+            json!({"name": "bad name", "value": "x", "hosts": ["a.test"]}),
+        )
+        .await,
+        422,
+        "validation",
+    )
+    .await;
+    expect_status(
+        app.post(
+            "/v1/sprites",
+            &token,
+            json!({"name": "agent", "idle_timeout_s": 0}),
+        )
+        .await,
+        201,
+    )
+    .await;
+
+    // The sprite holds the placeholder; its request carries the value, over HTTP and
+    // over HTTPS (terminated with the install's authority, which the sprite trusts).
+    let out = sh(&app, &token, "agent", "echo $CORRAL_SECRET_API_KEY").await;
+    assert_eq!(stdout(&out).trim(), placeholder);
+    let script =
+        "curl -sS http://api.test/headers -H \"Authorization: Bearer $CORRAL_SECRET_API_KEY\"";
+    let out = sh(&app, &token, "agent", script).await;
+    assert!(
+        stdout(&out).contains(&format!("Authorization: Bearer {value}")),
+        "{out}"
+    );
+    assert!(
+        stdout(&out).contains(&format!("X-Api-Key: {value}")),
+        "{out}"
+    );
+    let script =
+        "curl -sS https://secure.api.test/ -H \"Authorization: Bearer $CORRAL_SECRET_API_KEY\"";
+    let out = sh(&app, &token, "agent", script).await;
+    assert!(
+        stdout(&out).contains(&format!("Authorization: Bearer {value}")),
+        "HTTPS: {out}"
+    );
+
+    // The placeholder on its way to another host is refused, not forwarded.
+    let script = "curl -sS -i http://up.test/headers -H \"Authorization: Bearer $CORRAL_SECRET_API_KEY\" | tr -d '\\r'";
+    let out = sh(&app, &token, "agent", script).await;
+    assert!(stdout(&out).starts_with("HTTP/1.1 403"), "{out}");
+    assert!(
+        stdout(&out).contains("API_KEY may only go to api.test, *.api.test"),
+        "{out}"
+    );
+
+    // Nowhere in the sprite: no file, no process's environment.
+    let out = sh(
+        &app,
+        &token,
+        "agent",
+        &format!(
+            "grep -rIl {value} / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null; \
+             cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c {value}; true"
+        ),
+    )
+    .await;
+    assert_eq!(
+        stdout(&out).trim(),
+        "0",
+        "the value is in the sprite: {out}"
+    );
+    assert!(
+        !app.log().contains(value),
+        "the value is in the server's log"
+    );
+    expect_status(app.delete("/v1/secrets/API_KEY", &token).await, 204).await;
+    expect_problem(
+        app.delete("/v1/secrets/API_KEY", &token).await,
+        404,
+        "not_found",
+    )
+    .await;
 }

@@ -377,6 +377,10 @@ pub trait Driver: Send + Sync {
     /// Where machines' outbound connections go from now on (none until set: every
     /// connection is refused).
     fn set_egress(&self, egress: std::sync::Arc<dyn Egress>);
+
+    /// Puts a read-only file at `/.corral/<name>` in every machine (the install's
+    /// certificate authority, for example), replacing it atomically.
+    fn share(&self, name: &str, bytes: &[u8]) -> Result<()>;
 }
 
 /// Which backend to build and where it keeps its files.

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod images;
 pub mod limits;
 pub mod network;
+pub mod secrets;
 pub mod sprites;
 pub mod tokens;
 

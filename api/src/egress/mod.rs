@@ -6,9 +6,12 @@
 //! machine the stream arrived from, never from anything the sprite sends.
 
 pub mod addresses;
+mod intercept;
 pub mod limit;
 pub mod log;
 pub mod policy;
+pub mod secrets;
+pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -85,6 +88,9 @@ pub struct Gateway {
     limits: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<limit::Limiter>>>,
     /// Bytes each sprite moved since the server started (the meter's counter).
     moved: std::sync::Mutex<std::collections::HashMap<i64, std::sync::Arc<AtomicU64>>>,
+    /// Tenants' secrets and the authority that lets the way out see requests to their
+    /// hosts.
+    secrets: Option<(std::sync::Arc<secrets::Secrets>, std::sync::Arc<tls::Tls>)>,
 }
 
 impl Gateway {
@@ -112,6 +118,43 @@ impl Gateway {
             mbps,
             limits: Default::default(),
             moved: Default::default(),
+            secrets: None,
+        }
+    }
+
+    /// The gateway, with secrets swapped in on the way out.
+    pub fn with_secrets(
+        mut self,
+        secrets: std::sync::Arc<secrets::Secrets>,
+        tls: std::sync::Arc<tls::Tls>,
+    ) -> Self {
+        self.secrets = Some((secrets, tls));
+        self
+    }
+
+    /// The stream the driver carries: the dialled one, or a relay that swaps the
+    /// tenant's secrets in when it has any.
+    async fn outward(
+        &self,
+        tenant_id: &TenantId,
+        host: &str,
+        upstream: Box<dyn EgressStream>,
+    ) -> Box<dyn EgressStream> {
+        let Some((secrets, tls)) = &self.secrets else {
+            return upstream;
+        };
+        match secrets.open_all(tenant_id).await {
+            Ok(list) if !list.is_empty() => {
+                let (ours, theirs) = tokio::io::duplex(64 << 10);
+                let host = host.trim_end_matches('.').to_ascii_lowercase();
+                tokio::spawn(intercept::relay(theirs, upstream, host, list, tls.clone()));
+                Box::new(ours)
+            }
+            Ok(_) => upstream,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the tenant's secrets; passing the connection through");
+                upstream
+            }
         }
     }
 
@@ -336,7 +379,8 @@ impl Egress for Gateway {
                     let mbps = self.mbps_of(mbps);
                     let (limiter, counter) =
                         (self.limiter(sprite_id, mbps), self.counter(sprite_id));
-                    return Ok(Box::new(Watched::new(stream, entry, limiter, counter)));
+                    let watched = Box::new(Watched::new(stream, entry, limiter, counter));
+                    return Ok(self.outward(&tenant_id, host, watched).await);
                 }
                 Ok(Err(e)) => last = format!("{addr}: {e}"),
                 Err(_) => last = format!("{addr}: no answer in {} s", DIAL_TIMEOUT.as_secs()),

@@ -9,5 +9,6 @@ pub mod images;
 pub mod limits;
 pub mod money;
 pub mod network;
+pub mod secrets;
 pub mod sprites;
 pub mod tokens;

@@ -197,8 +197,9 @@ impl Sprites {
     pub async fn exec(
         &self,
         sprite: &SpriteRow,
-        params: ExecParams,
+        mut params: ExecParams,
     ) -> Result<ExecOutput, ApiError> {
+        params.env.extend(self.secret_env(&sprite.tenant_id).await?);
         let mut request = params.into_request(self.config.max_exec_output_bytes as usize)?;
         let timeout = *request
             .timeout
@@ -225,6 +226,8 @@ impl Sprites {
         F: FnOnce(ExecStream) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
+        let mut params = params;
+        params.env.extend(self.secret_env(&sprite.tenant_id).await?);
         let request = params.into_request(self.config.max_exec_output_bytes as usize)?;
         let _busy = self.busy(sprite.id);
         let sprite = self.activity(sprite, "console").await?;

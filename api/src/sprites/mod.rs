@@ -48,6 +48,8 @@ pub struct Sprites {
     /// False from a start that froze running sprites until the meter's first tick has
     /// billed the outage and thawed them; calls on sprites wait for it.
     started: tokio::sync::watch::Sender<bool>,
+    /// Tenants' secrets: every command gets their placeholders.
+    secrets: std::sync::OnceLock<Arc<crate::egress::secrets::Secrets>>,
 }
 
 /// Longest a call waits for the sprites frozen at start to be thawed.
@@ -104,6 +106,23 @@ impl Sprites {
             gate,
             disk_seen: Mutex::default(),
             started: tokio::sync::watch::Sender::new(true),
+            secrets: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Where tenants' secrets are (their placeholders go into every command).
+    pub fn set_secrets(&self, secrets: Arc<crate::egress::secrets::Secrets>) {
+        let _ = self.secrets.set(secrets);
+    }
+
+    /// `CORRAL_SECRET_<NAME>` placeholders of the tenant's secrets.
+    pub(crate) async fn secret_env(
+        &self,
+        tenant_id: &TenantId,
+    ) -> Result<Vec<(String, String)>, ApiError> {
+        match self.secrets.get() {
+            Some(secrets) => secrets.env(tenant_id).await,
+            None => Ok(Vec::new()),
         }
     }
 

@@ -21,6 +21,10 @@ use super::proto::{Frame, Kind, NetOpen, NetReply, AGENT_CHAN, CHUNK, NET_WINDOW
 
 /// Where every sprite's agent is (`gvisor::bundle::AGENT_IN_MACHINE`).
 const AGENT_PATH: &str = "/.corral/agent";
+/// The system's roots and the server's authority, shared by the server at /.corral.
+const CA_BUNDLE: &str = "/.corral/ca-bundle.pem";
+/// The server's authority alone.
+const CA_CERT: &str = "/.corral/corral-ca.pem";
 /// The HTTP proxy's port on the sprite's loopback.
 pub const HTTP_PORT: u16 = 3128;
 /// The SOCKS5 proxy's port on the sprite's loopback.
@@ -37,7 +41,7 @@ pub fn proxy_env() -> Vec<(&'static str, String)> {
     let http = format!("http://127.0.0.1:{HTTP_PORT}");
     let socks = format!("socks5h://127.0.0.1:{SOCKS_PORT}");
     let no_proxy = "localhost,127.0.0.1,::1".to_string();
-    vec![
+    let mut env = vec![
         ("HTTP_PROXY", http.clone()),
         ("HTTPS_PROXY", http.clone()),
         ("http_proxy", http.clone()),
@@ -48,7 +52,22 @@ pub fn proxy_env() -> Vec<(&'static str, String)> {
         ("no_proxy", no_proxy),
         ("NODE_USE_ENV_PROXY", "1".into()),
         ("GIT_SSH_COMMAND", super::connect::SSH_COMMAND.into()),
-    ]
+    ];
+    // The server shares its authority (which signs for secrets' hosts) with the
+    // system's roots: the usual tools trust both.
+    if std::path::Path::new(CA_BUNDLE).exists() {
+        for name in [
+            "SSL_CERT_FILE",
+            "REQUESTS_CA_BUNDLE",
+            "CURL_CA_BUNDLE",
+            "GIT_SSL_CAINFO",
+            "PIP_CERT",
+        ] {
+            env.push((name, CA_BUNDLE.into()));
+        }
+        env.push(("NODE_EXTRA_CA_CERTS", CA_CERT.into()));
+    }
+    env
 }
 
 /// What a connection may still send to the host.

@@ -253,6 +253,22 @@ impl Driver for Gvisor {
         self.list_machines().await
     }
 
+    fn share(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let valid = !name.is_empty()
+            && !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && !["agent", bundle::STATX_SHIM_FILE].contains(&name);
+        if !valid {
+            return Err(DriverError::Invalid(format!("{name:?} cannot be shared")));
+        }
+        let io = |what: &'static str| move |e: std::io::Error| DriverError::backend(what, e);
+        let tmp = self.agent_dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes).map_err(io("writing a shared file"))?;
+        std::fs::rename(&tmp, self.agent_dir.join(name)).map_err(io("sharing a file"))
+    }
+
     fn set_egress(&self, egress: Arc<dyn Egress>) {
         *self.egress.write().unwrap_or_else(|e| e.into_inner()) = Some(egress);
     }
