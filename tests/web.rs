@@ -528,6 +528,17 @@ async fn start_sprite(client: &Client, url: &str) -> Result<Option<String>> {
     .await?;
     page.click("#network-close").await?;
 
+    // A secret: added from the page, listed with where sprites find it, never shown.
+    page.fill("#secret-name", "WEB_KEY").await?;
+    page.fill("#secret-value", "value-typed-in-the-page")
+        .await?;
+    page.fill("#secret-hosts", "api.example.com").await?;
+    page.click("#secret-form button[type=submit]").await?;
+    page.text_where("#secret-rows tr[data-name='WEB_KEY']", |t| {
+        t.contains("$CORRAL_SECRET_WEB_KEY") && !t.contains("value-typed-in-the-page")
+    })
+    .await?;
+
     // Fork it from its row (the name goes into the page's prompt), then delete the fork.
     page.click(&format!("{row} .actions button:nth-child(4)"))
         .await?;
