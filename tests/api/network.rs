@@ -132,8 +132,9 @@ async fn a_sprites_bandwidth_holds() {
         "{rate:.0} bytes/s ({out})"
     );
 
-    // The bytes are metered and priced: at $0.09 per GB, 3 MB cost at least 270,000
-    // nano-dollars on top of the sprite's compute.
+    // The bytes are metered and priced at $0.09 per GB. A tick that comes late (a busy
+    // host) bills at most what the bandwidth could move in one window, like CPU time:
+    // the rest is written off, never billed past what the rule reserved.
     let mut metered = Value::Null;
     for _ in 0..50 {
         let usage = expect_status(app.get("/v1/usage?by=hour", &token).await, 200).await;
@@ -144,17 +145,19 @@ async fn a_sprites_bandwidth_holds() {
             .find(|r| r["sprite"] == "dl")
             .cloned()
             .unwrap_or(Value::Null);
-        if metered["network_bytes"].as_u64().unwrap_or(0) >= 3_000_000 {
+        if metered["network_bytes"].as_u64().unwrap_or(0) >= 2_900_000 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let billed = metered["network_bytes"].as_u64().unwrap_or(0);
     assert!(
-        metered["network_bytes"].as_u64().unwrap_or(0) >= 3_000_000,
-        "{metered}"
+        (2_500_000..=3_001_000).contains(&billed),
+        "the download's bytes, never more: {metered}"
     );
+    let network_cost = (billed * 90_000_000).div_ceil(1_000_000_000) as i64;
     assert!(
-        metered["cost_nanos"].as_i64().unwrap_or(0) >= 270_000,
+        metered["cost_nanos"].as_i64().unwrap_or(0) >= network_cost,
         "{metered}"
     );
     let prices = expect_status(app.get("/v1/prices", &token).await, 200).await;
