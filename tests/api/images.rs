@@ -180,9 +180,19 @@ async fn tenant_images_are_saved_used_private_billed_and_deleted_when_free() {
     expect_status(app.delete("/v1/sprites/dev", &a).await, 204).await;
 }
 
+/// The loop's counter: read again while a read falls between the file's truncation
+/// and its write.
 async fn counter(app: &App, token: &str, sprite: &str) -> u64 {
-    let out = app.sh_ok(token, sprite, "cat /tmp/counter").await;
-    out["stdout"].as_str().unwrap().trim().parse().unwrap()
+    let mut last = Value::Null;
+    for _ in 0..50 {
+        let out = app.sh_ok(token, sprite, "cat /tmp/counter").await;
+        if let Some(n) = out["stdout"].as_str().and_then(|s| s.trim().parse().ok()) {
+            return n;
+        }
+        last = out;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no counter: {last}")
 }
 
 #[tokio::test]

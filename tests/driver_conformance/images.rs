@@ -24,10 +24,22 @@ async fn ok(b: &Backend, id: &MachineId, cmd: &str) -> String {
 }
 
 async fn counter(b: &Backend, id: &MachineId) -> u64 {
-    let out = ok(b, id, "cat /tmp/counter").await;
-    out.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("counter {out:?}"))
+    counter_at(&*b.driver, id, "/tmp/counter").await
+}
+
+/// A number a loop in the machine keeps rewriting: read again while a read falls
+/// between the file's truncation and its write.
+pub async fn counter_at(d: &dyn vmm_driver::Driver, id: &MachineId, path: &str) -> u64 {
+    let mut last = String::new();
+    for _ in 0..50 {
+        let (_, out, _) = super::run(d, id, &format!("cat {path}")).await;
+        if let Ok(n) = out.trim().parse() {
+            return n;
+        }
+        last = out;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{path} holds no number: {last:?}")
 }
 
 pub async fn scenario(b: &Backend) {
