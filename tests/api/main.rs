@@ -7,6 +7,7 @@ mod crash;
 mod hardening;
 mod helpers;
 mod images;
+mod ingress;
 mod isolation;
 #[path = "../common/machines.rs"]
 mod machines;

@@ -223,7 +223,9 @@ pub(super) fn pipe(conn: TcpStream, channel: Channel, first: Vec<u8>, out: &Out)
             let mut unacked = 0u32;
             // The loop ends when the connection is over: the socket goes too, so the
             // reading side stops.
-            let _closes = CloseOnDrop(to_program.try_clone().ok());
+            // Ends the connection both ways if this thread ends any other way than the
+            // host's end of its bytes (after which the program may still send).
+            let mut closes = CloseOnDrop(to_program.try_clone().ok());
             while let Ok(frame) = frames.recv() {
                 match frame.kind {
                     Kind::NetData => {
@@ -246,6 +248,7 @@ pub(super) fn pipe(conn: TcpStream, channel: Channel, first: Vec<u8>, out: &Out)
                     }
                     Kind::NetEnd => {
                         let _ = to_program.shutdown(Shutdown::Write);
+                        closes.0 = None;
                         return;
                     }
                     _ => {
