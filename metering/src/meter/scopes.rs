@@ -62,6 +62,11 @@ pub(super) struct Decision<'a> {
     pub alerts: Vec<NewAlert<'a>>,
     pub enforced: Vec<Scope>,
     pub pause: Vec<i64>,
+    /// Of `pause`, those only billing stops (`pause_reason: billing`); a sprite a budget
+    /// also stops pauses for `budget`, the stronger reason.
+    pub billing_only: Vec<i64>,
+    /// Tenants whose credit (not their cap) paused them, with that credit: a mail each.
+    pub billing_paused: Vec<(&'a str, Nanos)>,
     pub pending: Pending,
 }
 
@@ -115,8 +120,11 @@ impl ScopeMemory {
             alerts: Vec::new(),
             enforced: Vec::new(),
             pause: Vec::new(),
+            billing_only: Vec::new(),
+            billing_paused: Vec::new(),
             pending: Pending::default(),
         };
+        let mut billing = Vec::new();
         for ((scope, t), key) in i.scopes.iter().zip(i.keys) {
             let spent = i.before.get(key).copied().unwrap_or_default() + t.grew;
             let burn = self.burn_with(key, i.now_ms, i.elapsed_ms, t.grew);
@@ -131,13 +139,12 @@ impl ScopeMemory {
                 burn_per_s: burn,
                 worst_burn_per_s: t.worst_burn_per_s,
             });
+            let mut credit = None;
             let (cap, tenant_id, token_name) = match scope {
                 Scope::Tenant(id) => {
-                    let cap = i
-                        .tenants
-                        .get(id)
-                        .and_then(|x| x.cap)
-                        .or(i.default_tenant_cap);
+                    let info = i.tenants.get(id);
+                    let cap = info.and_then(|x| x.cap).or(i.default_tenant_cap);
+                    credit = info.and_then(|x| x.credit);
                     (cap, id.as_str(), None)
                 }
                 Scope::Token(id) => {
@@ -150,6 +157,17 @@ impl ScopeMemory {
                     )
                 }
             };
+            // Billing's credit is a second cap: whichever leaves less decides, and
+            // when it is the credit, the pause is billing's.
+            if let Some(credit) = credit.filter(|c| cap.is_none_or(|cap| *c < cap)) {
+                let input = t.rule_input(i.cfg, credit, spent);
+                let verdict = rule::evaluate(&i.cfg.prices, &input, i.cfg.window_ms, remaining);
+                if verdict.pause {
+                    d.enforced.push(scope.clone());
+                    billing.extend(&t.running);
+                    d.billing_paused.push((tenant_id, credit));
+                }
+            }
             let Some(cap) = cap else { continue };
             let input = t.rule_input(i.cfg, cap, spent);
             let verdict = rule::evaluate(&i.cfg.prices, &input, i.cfg.window_ms, remaining);
@@ -219,6 +237,14 @@ impl ScopeMemory {
         }
         d.pause.sort_unstable();
         d.pause.dedup();
+        billing.sort_unstable();
+        billing.dedup();
+        d.billing_only = billing
+            .into_iter()
+            .filter(|id| d.pause.binary_search(id).is_err())
+            .collect();
+        d.pause.extend(&d.billing_only);
+        d.pause.sort_unstable();
         d
     }
 }
