@@ -83,9 +83,9 @@ async fn send_pending(billing: &Billing) -> anyhow::Result<()> {
     }
 }
 
-/// Compares, per metered tenant, Stripe's meter total for this period with the ledger
-/// minutes pushed so far (less what still waits in the outbox), and queues one
-/// correcting event for any difference; then sends it.
+/// Compares, per metered tenant whose outbox is empty, Stripe's meter total for this
+/// period with the ledger minutes pushed so far, and queues one correcting event for
+/// any difference; then sends it.
 #[tracing::instrument(skip_all)]
 pub async fn reconcile(billing: &Billing) -> anyhow::Result<()> {
     if billing.mode != Mode::Metered {
@@ -111,6 +111,11 @@ pub async fn reconcile(billing: &Billing) -> anyhow::Result<()> {
         }
         let (ledger, unsent) =
             db::reconcile_inputs(billing.pool(), &account.tenant_id, from, until).await?;
+        if unsent != 0 {
+            // Events are still on their way (Stripe may even hold some already, its
+            // answer lost): comparing now could correct what needs no correction.
+            continue;
+        }
         let end_s = minute_start(now) / 1000 + 60;
         let stripe = client
             .meter_total(
@@ -121,8 +126,8 @@ pub async fn reconcile(billing: &Billing) -> anyhow::Result<()> {
             )
             .await
             .context("reading Stripe's meter summary")?;
-        let difference = ledger - stripe - unsent;
-        tracing::info!(tenant = %account.tenant_id, ledger, stripe, unsent, difference, "reconciled");
+        let difference = ledger - stripe;
+        tracing::info!(tenant = %account.tenant_id, ledger, stripe, difference, "reconciled");
         if difference != 0 {
             db::enqueue_adjustment(
                 billing.pool(),
