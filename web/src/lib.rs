@@ -31,6 +31,7 @@ const ASSETS: [(&str, &str, &str); 16] = [
     ("/style.css", CSS, include_str!("../assets/style.css")),
     ("/app.js", JS, include_str!("../assets/app.js")),
     ("/api.js", JS, include_str!("../assets/api.js")),
+    ("/billing.js", JS, include_str!("../assets/billing.js")),
     ("/budget.js", JS, include_str!("../assets/budget.js")),
     ("/dom.js", JS, include_str!("../assets/dom.js")),
     ("/images.js", JS, include_str!("../assets/images.js")),

@@ -122,18 +122,23 @@ impl Billing {
         object: &Value,
     ) -> ApiResult<(Applied, Option<String>)> {
         let now = corral_metering::now_ms();
-        let mut tx = self.pool().begin().await?;
+        // The tenant is looked up before the transaction, whose first statement is
+        // then a write: SQLite cannot upgrade a transaction that began by reading once
+        // another connection (the meter's tick) has written, and would answer busy.
+        let mut conn = self.pool().acquire().await?;
         let tenant = match kind {
             "checkout.session.completed" => match object["client_reference_id"].as_str() {
-                Some(t) if db::tenant_exists(&mut tx, t).await? => Some(t.to_owned()),
+                Some(t) if db::tenant_exists(&mut conn, t).await? => Some(t.to_owned()),
                 _ => None,
             },
             "invoice.paid" | "invoice.payment_failed" => match object["customer"].as_str() {
-                Some(c) => db::tenant_of_customer(&mut tx, c).await?,
+                Some(c) => db::tenant_of_customer(&mut conn, c).await?,
                 None => None,
             },
             _ => None,
         };
+        drop(conn);
+        let mut tx = self.pool().begin().await?;
         if !db::claim_event(&mut tx, id, kind, created, tenant.as_deref(), now).await? {
             return Ok((Applied::Nothing, None));
         }
