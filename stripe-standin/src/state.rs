@@ -49,6 +49,9 @@ pub struct Endpoint {
     pub auto_deliver: bool,
 }
 
+/// A kept answer: the request's fingerprint, the status and the body.
+pub(crate) type Kept = (String, StatusCode, Vec<u8>);
+
 /// One stand-in.
 pub struct StandIn {
     /// The accepted secret key.
@@ -56,7 +59,7 @@ pub struct StandIn {
     /// Objects and events.
     pub objects: Mutex<Objects>,
     /// Idempotent answers: key → (fingerprint, status, body).
-    idempotent: Mutex<HashMap<String, (String, StatusCode, Vec<u8>)>>,
+    idempotent: Mutex<HashMap<String, Kept>>,
     /// Faults to inject.
     pub faults: Mutex<Vec<Fault>>,
     /// The webhook endpoint.
@@ -85,7 +88,7 @@ impl StandIn {
         format!("{prefix}{:06}", self.next_id.fetch_add(1, Ordering::SeqCst))
     }
 
-    pub(crate) fn replay(&self, key: &str) -> Option<(String, StatusCode, Vec<u8>)> {
+    pub(crate) fn replay(&self, key: &str) -> Option<Kept> {
         self.idempotent
             .lock()
             .expect("idempotent")

@@ -80,7 +80,7 @@ pub async fn deliver(s: &Shared, id: &str, how: Delivery) -> anyhow::Result<u16>
     let header = signature(&secret, now_s() - how.age_s, &body);
     let sent = if how.tamper {
         let mut tampered = event.clone();
-        tampered["data"]["object"]["amount_total"] = json!(999_999_99);
+        tampered["data"]["object"]["amount_total"] = json!(99_999_999);
         serde_json::to_vec(&tampered)?
     } else {
         body

@@ -80,7 +80,7 @@ async fn metered_usage_reaches_stripe_once_through_an_outage_and_a_kill_9() {
     let mut killed = false;
     while now_ms() / 60_000 == started_minute || now_ms() % 60_000 < 5_000 {
         // kill -9 while pushes are failing and retrying.
-        if !killed && stripe.meter_events().await.len() >= 1 {
+        if !killed && !stripe.meter_events().await.is_empty() {
             app.kill9();
             app.start().await;
             killed = true;
