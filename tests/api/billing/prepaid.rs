@@ -234,3 +234,54 @@ async fn prepaid_credit_pauses_a_spinning_sprite_for_billing_before_it_runs_out(
     until_sprite(&app, &token, "spin", "running", Duration::from_secs(10)).await;
     expect_status(app.delete("/v1/sprites/spin", &token).await, 204).await;
 }
+
+/// Runs the `corral` CLI against `app` as the holder of `token`.
+async fn cli(app: &App, token: &str, args: &[&str]) -> String {
+    let home = app.path().join("cli-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+        .args(args)
+        .env("CORRAL_URL", &app.url)
+        .env("CORRAL_TOKEN", token)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", &home)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[tokio::test]
+async fn the_cli_tops_up_and_shows_the_balance() {
+    let stripe = Stripe::start().await;
+    let app = money::spawn(&stripe.env("prepaid")).await;
+    stripe.deliver_to(&app).await;
+    let (_, token) = app.signup("cli-billing@example.com").await;
+    let said = cli(&app, &token, &["billing", "topup", "7.50"]).await;
+    let url = said
+        .trim()
+        .strip_prefix("open this link to pay: ")
+        .expect(&said);
+    let session = url.rsplit('/').next().unwrap();
+    let event = stripe.complete(session).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(stripe.deliver(&event, json!({})).await, 200);
+    let shown = cli(&app, &token, &["billing"]).await;
+    assert!(
+        shown.contains("prepaid") && shown.contains("$7.50"),
+        "{shown}"
+    );
+    let portal = cli(&app, &token, &["billing", "portal"]).await;
+    assert!(
+        portal.starts_with("https://billing.stripe.com/"),
+        "{portal}"
+    );
+}
