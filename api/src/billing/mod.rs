@@ -177,6 +177,13 @@ impl Billing {
                 ]);
             }
             Mode::Metered => {
+                let account = db::account(&self.pool, &tenant.0).await?;
+                if account.and_then(|a| a.subscription_id).is_some() {
+                    return Err(ApiError::Conflict(
+                        "the tenant already has a subscription; change its card in the portal"
+                            .into(),
+                    ));
+                }
                 let price = self.config.stripe_metered_price.clone().ok_or_else(|| {
                     ApiError::Unavailable(
                         "the operator has not set CORRAL_STRIPE_METERED_PRICE".into(),

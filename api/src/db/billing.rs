@@ -174,7 +174,7 @@ pub async fn apply_invoice(
         "payment_state = CASE payment_state WHEN 'ok' THEN 'past_due' ELSE payment_state END, \
          past_due_since_ms = COALESCE(past_due_since_ms, ?1 * 1000)"
     } else {
-        "payment_state = 'ok', past_due_since_ms = NULL + ?1"
+        "payment_state = 'ok', past_due_since_ms = NULL"
     };
     let done = sqlx::query(&format!(
         "UPDATE billing_accounts SET {set}, invoice_event_at_s = ?1, updated_ms = ?2 \

@@ -32,6 +32,18 @@ async fn payment_failed_pauses_after_grace_and_paid_lifts_it() {
         .as_str()
         .unwrap()
         .to_owned();
+    let completed = stripe.complete(&session).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(stripe.deliver(&completed, json!({})).await, 200);
+    // One subscription per tenant: a second Checkout is refused.
+    expect_problem(
+        app.post("/v1/billing/checkout", &token, json!({})).await,
+        409,
+        "conflict",
+    )
+    .await;
     money::spin(&app, &token, "job").await;
 
     let failed = stripe

@@ -135,6 +135,28 @@ async fn without_stripe_keys_billing_is_off_and_nothing_changes() {
         "not_found",
     )
     .await;
+    // The calls are documented.
+    let doc = expect_status(
+        app.client
+            .get(format!("{}/v1/openapi.json", app.url))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    for path in [
+        "/v1/billing",
+        "/v1/billing/checkout",
+        "/v1/billing/portal",
+        "/v1/billing/webhook",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["schemas"]["BillingView"].is_object());
     // A mode without a key is refused at start rather than billing nobody.
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
         .arg("serve")
