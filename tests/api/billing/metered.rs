@@ -97,6 +97,13 @@ async fn metered_usage_reaches_stripe_once_through_an_outage_and_a_kill_9() {
     while now_ms() / 60_000 == last_minute || now_ms() % 60_000 < 3_000 {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    let faults = stripe.hook_get("/_test/faults").await;
+    let hits: Vec<u64> = faults["faults"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["hits"].as_u64().unwrap())
+        .collect();
     let r = reqwest::Client::new()
         .delete(format!("{}/_test/faults", stripe.url))
         .send()
@@ -139,6 +146,11 @@ async fn metered_usage_reaches_stripe_once_through_an_outage_and_a_kill_9() {
     assert!(n >= 2, "{events:?}");
     assert!(ids.iter().all(|i| i.starts_with("corral:")), "{ids:?}");
     assert_eq!(int(&b, "invoice_estimate_nanos"), ledger, "{b}");
+    eprintln!("metered: {n} events, total {ledger} = ledger; fault hits (500, lost, timeout) {hits:?}; killed mid-run: {killed}");
+    assert!(
+        hits.len() == 3 && hits.iter().all(|h| *h > 0),
+        "a fault never fired: {hits:?}"
+    );
 
     // Reconciliation: a stray event makes Stripe count more than the ledger; the next
     // run queues a correction and the totals agree again.

@@ -221,6 +221,10 @@ async fn prepaid_credit_pauses_a_spinning_sprite_for_billing_before_it_runs_out(
     let b = billing(&app, &token).await;
     let balance = int(&b, "balance_nanos");
     let reserved = int(&money::budget(&app, &token).await, "storage_reserved_nanos");
+    eprintln!(
+        "prepaid: credit {credit}, paused after {:?}, balance left {balance} (reserved for disk {reserved})",
+        started.elapsed()
+    );
     // What is left pays for the stored disk to the month's end, and little more: the
     // credit was used, not wasted.
     assert!(
