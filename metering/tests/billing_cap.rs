@@ -88,20 +88,19 @@ async fn the_credit_or_the_cap_whichever_leaves_less_and_the_reason_says_which()
         "t1 spent {s1:?}"
     );
     assert!(s2.get() <= 10_000_000, "t2 spent {s2:?}");
-    // One mail per tenant paused for billing, kind `billing`.
-    let kinds: Vec<(String, String)> = sqlx::query_as(
-        "SELECT tenant_id, kind FROM outbox WHERE kind = 'billing' ORDER BY tenant_id",
+    // Billing mails: t1 warned at 50 % and 80 % of its credit, then told of the pause;
+    // t3 (nothing to spend) only of the pause; t2's cap mails are threshold mails.
+    let mails: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT tenant_id, threshold_pct FROM outbox WHERE kind = 'billing' ORDER BY tenant_id, id",
     )
     .fetch_all(&pool)
     .await
     .unwrap();
-    assert_eq!(
-        kinds,
-        [
-            ("t1".into(), "billing".into()),
-            ("t3".into(), "billing".into())
-        ]
-    );
+    let expected: Vec<(String, i64)> = [("t1", 50), ("t1", 80), ("t1", 100), ("t3", 100)]
+        .iter()
+        .map(|(t, p)| (t.to_string(), *p))
+        .collect();
+    assert_eq!(mails, expected);
 }
 
 #[tokio::test]

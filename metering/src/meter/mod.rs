@@ -371,6 +371,30 @@ impl Meter {
         for alert in &decision.alerts {
             queued += usize::from(db::queue_alert(&mut tx, alert).await?);
         }
+        for (tenant_id, credit, pct) in &decision.billing_warnings {
+            let Some(info) = tenants.get(*tenant_id) else {
+                continue;
+            };
+            let scope = format!("billing:{tenant_id}:{}", credit.get());
+            let alert = db::NewAlert {
+                tenant_id,
+                kind: "billing",
+                scope: &scope,
+                threshold_pct: *pct,
+                period_start_ms: period.start_ms,
+                to_email: &info.email,
+                subject: format!("Corral: {pct}% of your prepaid credit is used"),
+                body: format!(
+                    "Your sprites have used (or keep reserved for stored data) {pct}% of \
+                     the prepaid credit available this period ({}). When it is nearly \
+                     used up they pause (pause_reason: billing). Add credit with POST \
+                     /v1/billing/checkout or `corral billing topup`.\n",
+                    credit.usd()
+                ),
+                now_ms,
+            };
+            queued += usize::from(db::queue_alert(&mut tx, &alert).await?);
+        }
         for (tenant_id, credit) in &decision.billing_paused {
             let Some(info) = tenants.get(*tenant_id) else {
                 continue;

@@ -67,6 +67,9 @@ pub(super) struct Decision<'a> {
     pub billing_only: Vec<i64>,
     /// Tenants whose credit (not their cap) paused them, with that credit: a mail each.
     pub billing_paused: Vec<(&'a str, Nanos)>,
+    /// Tenants whose committed spend crossed a threshold (< 100 %) of their credit,
+    /// with the credit and the threshold: a warning mail each, before the pause.
+    pub billing_warnings: Vec<(&'a str, Nanos, u32)>,
     pub pending: Pending,
 }
 
@@ -122,6 +125,7 @@ impl ScopeMemory {
             pause: Vec::new(),
             billing_only: Vec::new(),
             billing_paused: Vec::new(),
+            billing_warnings: Vec::new(),
             pending: Pending::default(),
         };
         let mut billing = Vec::new();
@@ -166,6 +170,20 @@ impl ScopeMemory {
                     d.enforced.push(scope.clone());
                     billing.extend(&t.running);
                     d.billing_paused.push((tenant_id, credit));
+                }
+                let used = spent + verdict.storage_reserved;
+                let used_before = self.used.get(key).copied().unwrap_or_default();
+                if cap.is_none() {
+                    d.pending.used.push((key.clone(), used));
+                }
+                if let Some(info) = i.tenants.get(tenant_id) {
+                    let crossed = alerts::crossed(&info.thresholds_pct, credit, used_before, used);
+                    d.billing_warnings.extend(
+                        crossed
+                            .into_iter()
+                            .filter(|p| *p < 100)
+                            .map(|p| (tenant_id, credit, p)),
+                    );
                 }
             }
             let Some(cap) = cap else { continue };

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::helpers::{expect_problem, expect_status};
@@ -239,11 +239,22 @@ async fn prepaid_credit_pauses_a_spinning_sprite_for_billing_before_it_runs_out(
     )
     .await;
     let alerts = expect_status(app.get("/v1/alerts", &token).await, 200).await;
-    let mail = alerts["alerts"]
+    let billing_mails: Vec<&Value> = alerts["alerts"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| a["kind"] == "billing")
+        .filter(|a| a["kind"] == "billing")
+        .collect();
+    // Warned at 50 % and 80 % of the credit, then told of the pause.
+    let mut pcts: Vec<i64> = billing_mails
+        .iter()
+        .map(|a| a["threshold_pct"].as_i64().unwrap())
+        .collect();
+    pcts.sort_unstable();
+    assert_eq!(pcts, [50, 80, 100], "{alerts}");
+    let mail = billing_mails
+        .iter()
+        .find(|a| a["threshold_pct"] == 100)
         .cloned();
     assert!(
         mail.is_some_and(|m| m["subject"].as_str().unwrap().contains("credit")),
