@@ -180,6 +180,15 @@ settings! {
     stripe_secret_key: Option<Secret> = None, "CORRAL_STRIPE_SECRET_KEY", "Stripe secret key; billing is off without it.";
     stripe_webhook_secret: Option<Secret> = None, "CORRAL_STRIPE_WEBHOOK_SECRET", "Secret that signs Stripe's webhook events.";
     stripe_api_base: String = "https://api.stripe.com".into(), "CORRAL_STRIPE_API_BASE", "Where Stripe's API is.";
+    billing_mode: String = "off".into(), "CORRAL_BILLING_MODE", "Billing through Stripe: off, prepaid (credit bought through Checkout) or metered (usage invoiced monthly). Needs the Stripe secret key.";
+    stripe_metered_price: Option<String> = None, "CORRAL_STRIPE_METERED_PRICE", "Metered mode: the Stripe price (on the billing meter) a subscription is created with.";
+    stripe_meter_id: Option<String> = None, "CORRAL_STRIPE_METER_ID", "Metered mode: the Stripe billing meter whose summaries reconciliation reads.";
+    stripe_meter_event_name: String = "corral_usage".into(), "CORRAL_STRIPE_METER_EVENT_NAME", "Metered mode: the meter's event name; each event's value is nano-dollars of usage.";
+    stripe_timeout_ms: u64 = 10_000, "CORRAL_STRIPE_TIMEOUT_MS", "Longest one call to Stripe may take.";
+    billing_grace_s: u64 = 259_200, "CORRAL_BILLING_GRACE_S", "After a failed invoice payment, seconds before the tenant's sprites pause (pause_reason: billing).";
+    billing_push_interval_s: u64 = 60, "CORRAL_BILLING_PUSH_INTERVAL_S", "Metered mode: how often closed ledger minutes are sent to Stripe as meter events.";
+    billing_push_lag_s: u64 = 120, "CORRAL_BILLING_PUSH_LAG_S", "Metered mode: a ledger minute is sent once it ended this long ago (late ticks land in it until then).";
+    billing_reconcile_interval_s: u64 = 3600, "CORRAL_BILLING_RECONCILE_INTERVAL_S", "Metered mode: how often Stripe's meter summaries are compared with the ledger and corrected.";
 }
 
 /// Why configuration could not be read.

@@ -1,6 +1,7 @@
 //! Corral's HTTP API: the router, the server, configuration and the services behind it.
 
 pub mod accounts;
+pub mod billing;
 pub mod caller;
 pub mod config;
 pub mod db;
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::money::router())
         .merge(routes::network::router())
         .merge(routes::secrets::router())
+        .merge(routes::billing::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -50,6 +50,8 @@ pub struct AppState {
     pub token_cache: Arc<TokenCache>,
     /// Sprites' URLs: where they point and how requests to them are served.
     pub front: Arc<crate::ingress::FrontDoor>,
+    /// Billing through Stripe (mode `off` without keys).
+    pub billing: Arc<crate::billing::Billing>,
 }
 
 /// Opens the database and builds the services from configuration.
@@ -145,7 +147,9 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         let fleet = money::fleet::SpritesFleet::new(sprites.clone(), egress.clone());
         corral_metering::Meter::new(pool.clone(), Arc::new(fleet), money::meter_config(&config))
     });
+    let billing = crate::billing::Billing::new(pool.clone(), config.clone(), sprites.clone())?;
     Ok(AppState {
+        billing: Arc::new(billing),
         money: Arc::new(Money::new(meter)),
         config,
         pool,
@@ -255,6 +259,7 @@ impl AppState {
                 Ok(())
             });
         }
+        crate::billing::chores::start(self.billing.clone(), &mut background);
         let (pool, retry_base_s) = (self.pool.clone(), self.config.mail_retry_base_s);
         let mail_metrics = self.money.mail.clone();
         match money::mail::Mailer::from_config(&self.config) {

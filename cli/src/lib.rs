@@ -16,6 +16,7 @@ mod images;
 mod limits;
 mod network;
 mod output;
+mod payments;
 mod prices;
 mod progress;
 mod secrets;
@@ -123,6 +124,9 @@ pub enum Command {
     Budget(billing::BudgetArgs),
     /// Metered usage and its cost.
     Usage(billing::UsageArgs),
+    /// Paying through Stripe: the balance or this period's invoice; `billing topup
+    /// AMOUNT`, `billing portal`.
+    Billing(payments::BillingArgs),
     /// Show the scaling limits and the default idle timeout; `limits set` changes them.
     Limits(limits::LimitsArgs),
     /// The price table in force.
@@ -209,6 +213,7 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Tokens(command) => tokens::run(&authed()?, command, json).await,
         Command::Budget(args) => billing::budget(&authed()?, args, json).await,
         Command::Usage(args) => billing::usage(&authed()?, args, json).await,
+        Command::Billing(args) => payments::run(&authed()?, args, json).await,
         Command::Limits(args) => limits::run(&authed()?, args, json).await,
         Command::Prices => prices::prices(&authed()?, json).await,
         Command::Policy(args) => network::policy(&authed()?, args, json).await,

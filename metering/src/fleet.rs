@@ -56,6 +56,11 @@ pub trait Fleet: Send + Sync {
     fn sample(&self, sprite_id: i64) -> Option<Sample>;
     /// Pause these sprites now, with `pause_reason: budget`.
     async fn pause_for_budget(&self, sprite_ids: &[i64]);
+    /// Pause these sprites now, with `pause_reason: billing` (their tenant's credit, or
+    /// a payment, stops them). Pauses for budget by default.
+    async fn pause_for_billing(&self, sprite_ids: &[i64]) {
+        self.pause_for_budget(sprite_ids).await;
+    }
     /// Called after every tick that was recorded and enforced: the owner may now let
     /// run what it held frozen until the meter had billed the outage and applied the
     /// rule (at start-up). Does nothing by default.

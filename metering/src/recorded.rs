@@ -12,6 +12,8 @@ use crate::fleet::{Fleet, FleetError, FleetSprite, Sample};
 struct Inner {
     sprites: BTreeMap<i64, (FleetSprite, Option<Sample>)>,
     paused: Vec<i64>,
+    /// Paused for billing, in call order.
+    billing: Vec<i64>,
     fail_listing: bool,
 }
 
@@ -65,6 +67,11 @@ impl RecordedFleet {
         self.lock().paused.clone()
     }
 
+    /// Every sprite paused for billing so far, in call order.
+    pub fn paused_for_billing(&self) -> Vec<i64> {
+        self.lock().billing.clone()
+    }
+
     /// Makes listing the fleet fail (an unreachable sprites service).
     pub fn fail_listing(&self, fail: bool) {
         self.lock().fail_listing = fail;
@@ -93,5 +100,15 @@ impl Fleet for RecordedFleet {
             }
         }
         inner.paused.extend_from_slice(sprite_ids);
+    }
+
+    async fn pause_for_billing(&self, sprite_ids: &[i64]) {
+        let mut inner = self.lock();
+        for id in sprite_ids {
+            if let Some(entry) = inner.sprites.get_mut(id) {
+                entry.0.running = false;
+            }
+        }
+        inner.billing.extend_from_slice(sprite_ids);
     }
 }

@@ -60,6 +60,7 @@ async fn outage(cap: i64) -> (Nanos, Nanos, bool) {
         prices: cpu_only().prices,
         default_tenant_cap: None,
         now_ms: now,
+        prepaid: false,
     };
     let b = mdb::tenant_budget(&mut conn, "t1", &ctx)
         .await

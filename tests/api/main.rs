@@ -2,6 +2,7 @@
 //! server and SQLite file per test.
 
 mod accounts;
+mod billing;
 mod channel;
 mod crash;
 mod hardening;

@@ -2,6 +2,7 @@
 // budget, sprites, images, API tokens), refreshed every few seconds while it is open.
 
 import { api, onSessionLost, session } from "./api.js";
+import * as billing from "./billing.js";
 import * as budget from "./budget.js";
 import * as images from "./images.js";
 import * as network from "./network.js";
@@ -14,7 +15,7 @@ const REFRESH_MS = 5000;
 let timer = null;
 
 function refresh() {
-  return Promise.all([budget.load(), sprites.load(), images.load(), network.refresh(), secrets.load(), tokens.load()]);
+  return Promise.all([billing.load(), budget.load(), sprites.load(), images.load(), network.refresh(), secrets.load(), tokens.load()]);
 }
 
 /** Shows the forms; `message` (why the session ended) goes above the login form. */

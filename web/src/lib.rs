@@ -26,11 +26,12 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Each asset: its path, its content type and its text.
-const ASSETS: [(&str, &str, &str); 16] = [
+const ASSETS: [(&str, &str, &str); 17] = [
     ("/", HTML, include_str!("../assets/index.html")),
     ("/style.css", CSS, include_str!("../assets/style.css")),
     ("/app.js", JS, include_str!("../assets/app.js")),
     ("/api.js", JS, include_str!("../assets/api.js")),
+    ("/billing.js", JS, include_str!("../assets/billing.js")),
     ("/budget.js", JS, include_str!("../assets/budget.js")),
     ("/dom.js", JS, include_str!("../assets/dom.js")),
     ("/images.js", JS, include_str!("../assets/images.js")),

@@ -2,6 +2,7 @@
 //! `corral_metering::db::sqlite`, where SQLite's own constructs are listed.
 
 pub mod accounts;
+pub mod billing;
 pub mod images;
 pub mod limits;
 pub mod network;

@@ -45,6 +45,31 @@ impl SpritesFleet {
             thawed: AtomicBool::new(false),
         }
     }
+
+    /// Pauses these sprites at once with `reason`.
+    async fn pause_all(&self, sprite_ids: &[i64], reason: PauseReason) {
+        let rows: Vec<SpriteRow> = {
+            let known = self.known.lock().expect("fleet");
+            sprite_ids
+                .iter()
+                .filter_map(|id| known.get(id).map(|k| k.row.clone()))
+                .collect()
+        };
+        // All at once: the rule gave the whole scope one pause latency, not one each.
+        // Their connections close with them: a frozen sprite reads nothing, and its
+        // downloads must not go on filling the way out.
+        if let Some(egress) = &self.egress {
+            for row in &rows {
+                egress.cut_all(row.id);
+            }
+        }
+        let pauses = rows.iter().map(|row| async move {
+            if let Err(error) = self.sprites.pause(row, reason).await {
+                tracing::warn!(sprite = row.id, tenant = %row.tenant_id, %error, %reason, "pause for money failed");
+            }
+        });
+        futures_util::future::join_all(pauses).await;
+    }
 }
 
 /// Whether a sprite may be using CPU and memory: a sprite being created counts, so the
@@ -132,27 +157,11 @@ impl Fleet for SpritesFleet {
     }
 
     async fn pause_for_budget(&self, sprite_ids: &[i64]) {
-        let rows: Vec<SpriteRow> = {
-            let known = self.known.lock().expect("fleet");
-            sprite_ids
-                .iter()
-                .filter_map(|id| known.get(id).map(|k| k.row.clone()))
-                .collect()
-        };
-        // All at once: the rule gave the whole scope one pause latency, not one each.
-        // Their connections close with them: a frozen sprite reads nothing, and its
-        // downloads must not go on filling the way out.
-        if let Some(egress) = &self.egress {
-            for row in &rows {
-                egress.cut_all(row.id);
-            }
-        }
-        let pauses = rows.iter().map(|row| async move {
-            if let Err(error) = self.sprites.pause(row, PauseReason::Budget).await {
-                tracing::warn!(sprite = row.id, tenant = %row.tenant_id, %error, "budget pause failed");
-            }
-        });
-        futures_util::future::join_all(pauses).await;
+        self.pause_all(sprite_ids, PauseReason::Budget).await;
+    }
+
+    async fn pause_for_billing(&self, sprite_ids: &[i64]) {
+        self.pause_all(sprite_ids, PauseReason::Billing).await;
     }
 
     async fn metered(&self) {

@@ -49,6 +49,7 @@ pub fn meter_config(config: &Config) -> MeterConfig {
         default_tenant_cap: (config.default_cap_nanos > 0)
             .then_some(Nanos(config.default_cap_nanos)),
         disk_growth_bytes_per_s: config.disk_growth_bytes_per_s,
+        prepaid: crate::billing::Mode::of(config) == crate::billing::Mode::Prepaid,
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per resource, each with its own `router()`.
 
 pub mod accounts;
+pub mod billing;
 pub mod checkpoints;
 pub mod exec;
 pub mod files;

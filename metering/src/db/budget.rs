@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::SqliteConnection;
 
 use super::from_db;
-use super::ledger::{parse_thresholds, read_scope_spend, token_tree};
+use super::ledger::{billing_cap, parse_thresholds, read_scope_spend, token_tree, BILLING_COLUMNS};
 use crate::money::Nanos;
 use crate::period::Period;
 use crate::prices::Prices;
@@ -22,6 +22,8 @@ pub struct BudgetContext {
     pub default_tenant_cap: Option<Nanos>,
     /// Now, unix milliseconds.
     pub now_ms: i64,
+    /// Prepaid billing: a tenant's credit is a second cap (see [`super::billing_cap`]).
+    pub prepaid: bool,
 }
 
 /// One scope's budget in the current period.
@@ -144,25 +146,31 @@ async fn build(
 }
 
 /// The tenant's cap, thresholds and paused-for-budget count (`None`: no such tenant).
+/// The cap is the lesser of the monthly cap and what billing allows this period.
 async fn tenant_row(
     conn: &mut SqliteConnection,
     tenant_id: &str,
     ctx: &BudgetContext,
 ) -> Result<Option<(Option<Nanos>, Vec<u32>, i64)>, sqlx::Error> {
-    let row: Option<(Option<i64>, String, i64)> = sqlx::query_as(
-        "SELECT cap_nanos, thresholds_pct, (SELECT COUNT(*) FROM sprites s WHERE s.tenant_id = t.id \
-         AND s.state = 'paused' AND s.pause_reason = 'budget' AND s.deleted_at IS NULL) \
-         FROM tenants t WHERE id = ?",
-    )
-    .bind(tenant_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|(cap, th, paused)| {
-        (
-            cap.map(Nanos).or(ctx.default_tenant_cap),
-            parse_thresholds(&th),
-            paused,
-        )
+    let (before, after) = BILLING_COLUMNS.split_once('?').expect("one parameter");
+    let sql = format!(
+        "SELECT t.cap_nanos, t.thresholds_pct, (SELECT COUNT(*) FROM sprites s WHERE s.tenant_id = t.id \
+         AND s.state = 'paused' AND s.pause_reason IN ('budget', 'billing') AND s.deleted_at IS NULL), \
+         {before}?{after} FROM tenants t WHERE t.id = ?"
+    );
+    let row: Option<(Option<i64>, String, i64, i64, i64, bool)> = sqlx::query_as(&sql)
+        .bind(Period::containing(ctx.now_ms).start_ms)
+        .bind(tenant_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|(cap, th, paused, credited, prior, suspended)| {
+        let cap = cap.map(Nanos).or(ctx.default_tenant_cap);
+        let credit = billing_cap(ctx.prepaid, credited, prior, suspended);
+        let cap = match (cap, credit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        (cap, parse_thresholds(&th), paused)
     }))
 }
 

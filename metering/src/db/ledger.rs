@@ -189,7 +189,36 @@ pub struct TenantInfo {
     pub thresholds_pct: Vec<u32>,
     /// Where alerts go: the alert e-mail, else the account's.
     pub email: String,
+    /// What billing lets the tenant spend this period (see [`billing_cap`]); `None`
+    /// when billing sets no limit.
+    pub credit: Option<Nanos>,
 }
+
+/// What billing lets a tenant spend in the current period, a second cap beside the
+/// monthly one (the lesser wins): nothing once a failed payment's grace is over, and
+/// in prepaid mode the credit ever added less what earlier periods spent (so
+/// `credit − spent this period` is the balance).
+pub fn billing_cap(
+    prepaid: bool,
+    credited: i64,
+    prior_spent: i64,
+    suspended: bool,
+) -> Option<Nanos> {
+    if suspended {
+        Some(Nanos::ZERO)
+    } else if prepaid {
+        Some(Nanos(credited.saturating_sub(prior_spent)))
+    } else {
+        None
+    }
+}
+
+/// The billing columns of `tenants` and [`billing_cap`]'s inputs, for `WHERE t.id …`.
+pub(super) const BILLING_COLUMNS: &str = "COALESCE((SELECT credited_nanos FROM billing_accounts b \
+     WHERE b.tenant_id = t.id), 0), \
+     COALESCE((SELECT SUM(spent_nanos) FROM scope_spend p WHERE p.scope = 'tenant:' || t.id \
+     AND p.period_start_ms < ?), 0), \
+     EXISTS (SELECT 1 FROM billing_accounts b WHERE b.tenant_id = t.id AND b.payment_state = 'suspended')";
 
 /// Parses `tenants.thresholds_pct` (a JSON array); broken data falls back to defaults.
 pub fn parse_thresholds(json: &str) -> Vec<u32> {
@@ -201,20 +230,28 @@ pub fn parse_thresholds(json: &str) -> Vec<u32> {
 pub async fn tenants(
     conn: &mut SqliteConnection,
     ids: &[&str],
+    period_start_ms: i64,
+    prepaid: bool,
 ) -> Result<HashMap<String, TenantInfo>, sqlx::Error> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT id, cap_nanos, thresholds_pct, COALESCE(alert_email, email) FROM tenants WHERE id IN ",
+            "SELECT t.id, t.cap_nanos, t.thresholds_pct, COALESCE(t.alert_email, t.email), ",
         );
+        let (before, after) = BILLING_COLUMNS.split_once('?').expect("one parameter");
+        qb.push(before);
+        qb.push_bind(period_start_ms);
+        qb.push(after);
+        qb.push(" FROM tenants t WHERE t.id IN ");
         push_strs(&mut qb, chunk);
-        let rows: Vec<(String, Option<i64>, String, String)> =
-            qb.build_query_as().fetch_all(&mut *conn).await?;
-        for (id, cap, thresholds, email) in rows {
+        type Row = (String, Option<i64>, String, String, i64, i64, bool);
+        let rows: Vec<Row> = qb.build_query_as().fetch_all(&mut *conn).await?;
+        for (id, cap, thresholds, email, credited, prior, suspended) in rows {
             let info = TenantInfo {
                 cap: cap.map(Nanos),
                 thresholds_pct: parse_thresholds(&thresholds),
                 email,
+                credit: billing_cap(prepaid, credited, prior, suspended),
             };
             out.insert(id, info);
         }

@@ -12,9 +12,9 @@ pub use budget::{
     BudgetContext, Extra, Refusal,
 };
 pub use ledger::{
-    baselines, claim_tick, known_sprites, last_tick, live_scopes, minute_rows, parse_thresholds,
-    read_scope_spend, tenants, token_tree, write_baselines, write_rows, write_scope_spend,
-    RowWrite, ScopeSpendWrite, TenantInfo,
+    baselines, billing_cap, claim_tick, known_sprites, last_tick, live_scopes, minute_rows,
+    parse_thresholds, read_scope_spend, tenants, token_tree, write_baselines, write_rows,
+    write_scope_spend, RowWrite, ScopeSpendWrite, TenantInfo,
 };
 pub use outbox::{
     alerts, backlog, mark_failed, mark_sent, queue_alert, undelivered, NewAlert, OutboxMessage,

@@ -38,6 +38,9 @@ pub struct MeterConfig {
     /// always reserved whole, see [`crate::FleetSprite::reserve_bytes`]); its storage to
     /// the period's end is reserved a window ahead. 0 by default.
     pub disk_growth_bytes_per_s: u64,
+    /// Prepaid billing: each tenant's credit is a second cap (the lesser wins), and a
+    /// scope paused by it pauses with `pause_reason: billing`.
+    pub prepaid: bool,
 }
 
 impl Default for MeterConfig {
@@ -48,6 +51,7 @@ impl Default for MeterConfig {
             prices: Prices::default(),
             default_tenant_cap: None,
             disk_growth_bytes_per_s: 0,
+            prepaid: false,
         }
     }
 }
@@ -64,6 +68,7 @@ impl MeterConfig {
             prices: self.prices,
             default_tenant_cap: self.default_tenant_cap,
             now_ms,
+            prepaid: self.prepaid,
         }
     }
 
@@ -169,7 +174,8 @@ impl Meter {
             .map(|s| self.fleet.sample(s.sprite_id))
             .collect();
         let listed = fleet.len();
-        let Some((mut report, pause)) = self.record(now_ms, fleet, samples).await? else {
+        let Some((mut report, pause, billing_only)) = self.record(now_ms, fleet, samples).await?
+        else {
             self.metrics
                 .ticks_skipped
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -187,7 +193,14 @@ impl Meter {
                 scopes = report.enforced.len(),
                 "pausing sprites for budget"
             );
-            self.fleet.pause_for_budget(&pause).await;
+            let (billing, budget): (Vec<i64>, Vec<i64>) =
+                pause.iter().partition(|id| billing_only.contains(id));
+            if !budget.is_empty() {
+                self.fleet.pause_for_budget(&budget).await;
+            }
+            if !billing.is_empty() {
+                self.fleet.pause_for_billing(&billing).await;
+            }
             let m = &self.metrics;
             m.last_pause_us.store(
                 t.elapsed().as_micros() as u64,
@@ -207,7 +220,7 @@ impl Meter {
         now_ms: i64,
         mut fleet: Vec<FleetSprite>,
         mut samples: Vec<Option<Sample>>,
-    ) -> Result<Option<(TickReport, Vec<i64>)>, Error> {
+    ) -> Result<Option<(TickReport, Vec<i64>, Vec<i64>)>, Error> {
         use std::sync::atomic::Ordering::Relaxed;
         let cfg = self.config.tick_config();
         let period = Period::containing(now_ms);
@@ -249,7 +262,8 @@ impl Meter {
         );
         let rows = db::minute_rows(&mut tx, minute).await?;
         let tenant_ids: Vec<&str> = unique(fleet.iter().map(|s| s.tenant_id.as_str()));
-        let tenants = db::tenants(&mut tx, &tenant_ids).await?;
+        let tenants =
+            db::tenants(&mut tx, &tenant_ids, period.start_ms, self.config.prepaid).await?;
         let creators: Vec<&str> =
             unique(fleet.iter().filter_map(|s| s.created_by_token.as_deref()));
         let tokens = db::token_tree(&mut tx, &creators).await?;
@@ -273,7 +287,11 @@ impl Meter {
         let scopes_of = |s: &FleetSprite| of_sprite.get(&s.sprite_id).cloned().unwrap_or_default();
         let default_cap = self.config.default_tenant_cap;
         let cap_of = |scope: &Scope| match scope {
-            Scope::Tenant(id) => tenants.get(id).and_then(|x| x.cap).or(default_cap),
+            Scope::Tenant(id) => {
+                let info = tenants.get(id);
+                let cap = info.and_then(|x| x.cap).or(default_cap);
+                lesser(cap, info.and_then(|x| x.credit))
+            }
             Scope::Token(id) => tokens.get(id).and_then(|n| n.budget),
         };
         // The first tick after a start bills what ran while no meter did, within caps.
@@ -353,6 +371,55 @@ impl Meter {
         for alert in &decision.alerts {
             queued += usize::from(db::queue_alert(&mut tx, alert).await?);
         }
+        for (tenant_id, credit, pct) in &decision.billing_warnings {
+            let Some(info) = tenants.get(*tenant_id) else {
+                continue;
+            };
+            let scope = format!("billing:{tenant_id}:{}", credit.get());
+            let alert = db::NewAlert {
+                tenant_id,
+                kind: "billing",
+                scope: &scope,
+                threshold_pct: *pct,
+                period_start_ms: period.start_ms,
+                to_email: &info.email,
+                subject: format!("Corral: {pct}% of your prepaid credit is used"),
+                body: format!(
+                    "Your sprites have used (or keep reserved for stored data) {pct}% of \
+                     the prepaid credit available this period ({}). When it is nearly \
+                     used up they pause (pause_reason: billing). Add credit with POST \
+                     /v1/billing/checkout or `corral billing topup`.\n",
+                    credit.usd()
+                ),
+                now_ms,
+            };
+            queued += usize::from(db::queue_alert(&mut tx, &alert).await?);
+        }
+        for (tenant_id, credit) in &decision.billing_paused {
+            let Some(info) = tenants.get(*tenant_id) else {
+                continue;
+            };
+            // Once per credit level and period: a top-up is a new level.
+            let scope = format!("billing:{tenant_id}:{}", credit.get());
+            let alert = db::NewAlert {
+                tenant_id,
+                kind: "billing",
+                scope: &scope,
+                threshold_pct: 100,
+                period_start_ms: period.start_ms,
+                to_email: &info.email,
+                subject: "Corral: prepaid credit used up, sprites paused".into(),
+                body: format!(
+                    "Your prepaid credit is nearly used up, so your running sprites were \
+                     paused (pause_reason: billing) before it could run out. Nothing was \
+                     deleted. Add credit with POST /v1/billing/checkout (or `corral billing \
+                     topup`) and resume them.\n\nCredit this period: {}\n",
+                    credit.usd()
+                ),
+                now_ms,
+            };
+            queued += usize::from(db::queue_alert(&mut tx, &alert).await?);
+        }
         tx.commit().await?;
 
         self.scopes
@@ -382,8 +449,15 @@ impl Meter {
             .fetch_add(report.enforced.len() as u64, Relaxed);
         m.alerts_queued.fetch_add(queued as u64, Relaxed);
         m.clamped_samples.fetch_add(plan.clamped + cut, Relaxed);
-        let pause = decision.pause;
-        Ok(Some((report, pause)))
+        Ok(Some((report, decision.pause, decision.billing_only)))
+    }
+}
+
+/// The lesser of two optional caps (`None` is no cap).
+pub(crate) fn lesser(a: Option<Nanos>, b: Option<Nanos>) -> Option<Nanos> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

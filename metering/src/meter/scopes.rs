@@ -62,6 +62,14 @@ pub(super) struct Decision<'a> {
     pub alerts: Vec<NewAlert<'a>>,
     pub enforced: Vec<Scope>,
     pub pause: Vec<i64>,
+    /// Of `pause`, those only billing stops (`pause_reason: billing`); a sprite a budget
+    /// also stops pauses for `budget`, the stronger reason.
+    pub billing_only: Vec<i64>,
+    /// Tenants whose credit (not their cap) paused them, with that credit: a mail each.
+    pub billing_paused: Vec<(&'a str, Nanos)>,
+    /// Tenants whose committed spend crossed a threshold (< 100 %) of their credit,
+    /// with the credit and the threshold: a warning mail each, before the pause.
+    pub billing_warnings: Vec<(&'a str, Nanos, u32)>,
     pub pending: Pending,
 }
 
@@ -115,8 +123,12 @@ impl ScopeMemory {
             alerts: Vec::new(),
             enforced: Vec::new(),
             pause: Vec::new(),
+            billing_only: Vec::new(),
+            billing_paused: Vec::new(),
+            billing_warnings: Vec::new(),
             pending: Pending::default(),
         };
+        let mut billing = Vec::new();
         for ((scope, t), key) in i.scopes.iter().zip(i.keys) {
             let spent = i.before.get(key).copied().unwrap_or_default() + t.grew;
             let burn = self.burn_with(key, i.now_ms, i.elapsed_ms, t.grew);
@@ -131,13 +143,12 @@ impl ScopeMemory {
                 burn_per_s: burn,
                 worst_burn_per_s: t.worst_burn_per_s,
             });
+            let mut credit = None;
             let (cap, tenant_id, token_name) = match scope {
                 Scope::Tenant(id) => {
-                    let cap = i
-                        .tenants
-                        .get(id)
-                        .and_then(|x| x.cap)
-                        .or(i.default_tenant_cap);
+                    let info = i.tenants.get(id);
+                    let cap = info.and_then(|x| x.cap).or(i.default_tenant_cap);
+                    credit = info.and_then(|x| x.credit);
                     (cap, id.as_str(), None)
                 }
                 Scope::Token(id) => {
@@ -150,6 +161,31 @@ impl ScopeMemory {
                     )
                 }
             };
+            // Billing's credit is a second cap: whichever leaves less decides, and
+            // when it is the credit, the pause is billing's.
+            if let Some(credit) = credit.filter(|c| cap.is_none_or(|cap| *c < cap)) {
+                let input = t.rule_input(i.cfg, credit, spent);
+                let verdict = rule::evaluate(&i.cfg.prices, &input, i.cfg.window_ms, remaining);
+                if verdict.pause {
+                    d.enforced.push(scope.clone());
+                    billing.extend(&t.running);
+                    d.billing_paused.push((tenant_id, credit));
+                }
+                let used = spent + verdict.storage_reserved;
+                let used_before = self.used.get(key).copied().unwrap_or_default();
+                if cap.is_none() {
+                    d.pending.used.push((key.clone(), used));
+                }
+                if let Some(info) = i.tenants.get(tenant_id) {
+                    let crossed = alerts::crossed(&info.thresholds_pct, credit, used_before, used);
+                    d.billing_warnings.extend(
+                        crossed
+                            .into_iter()
+                            .filter(|p| *p < 100)
+                            .map(|p| (tenant_id, credit, p)),
+                    );
+                }
+            }
             let Some(cap) = cap else { continue };
             let input = t.rule_input(i.cfg, cap, spent);
             let verdict = rule::evaluate(&i.cfg.prices, &input, i.cfg.window_ms, remaining);
@@ -219,6 +255,14 @@ impl ScopeMemory {
         }
         d.pause.sort_unstable();
         d.pause.dedup();
+        billing.sort_unstable();
+        billing.dedup();
+        d.billing_only = billing
+            .into_iter()
+            .filter(|id| d.pause.binary_search(id).is_err())
+            .collect();
+        d.pause.extend(&d.billing_only);
+        d.pause.sort_unstable();
         d
     }
 }

@@ -1,0 +1,54 @@
+// The billing card: the operator's billing mode, the prepaid balance (or this period's
+// invoice estimate when usage is metered), the payment state, a top-up (or add-a-card)
+// form that goes to Stripe Checkout, and a link to Stripe's billing portal. Hidden when
+// the server bills nothing.
+
+import { api } from "./api.js";
+import { $, clearError, onSubmit, showError, when } from "./dom.js";
+import { formatUsd } from "./money.js";
+
+const STATES = {
+  ok: "Payments are up to date.",
+  past_due: "A payment failed. Sprites keep running until",
+  suspended: "A payment failed: sprites are paused until the invoice is paid.",
+};
+
+function render(b) {
+  const card = $("billing");
+  card.hidden = b.mode === "off";
+  if (card.hidden) return;
+  $("billing-mode").textContent = b.mode;
+  const prepaid = b.mode === "prepaid";
+  $("billing-amount-label").textContent = prepaid ? "Balance" : "This period so far";
+  $("billing-amount").textContent = formatUsd(prepaid ? b.balance_nanos : b.invoice_estimate_nanos);
+  const state = STATES[b.payment_state] || b.payment_state;
+  $("billing-state").textContent = b.suspends_at ? `${state} ${when(b.suspends_at)}.` : state;
+  $("billing-topup-amount").hidden = !prepaid;
+  $("billing-topup").textContent = prepaid ? "Add credit" : "Add a card";
+}
+
+/** Loads the card; an error stays on the card, the rest of the page goes on. */
+export async function load() {
+  try {
+    render(await api("GET", "/v1/billing"));
+    clearError("billing-load-error");
+  } catch (error) {
+    showError("billing-load-error", error);
+  }
+}
+
+onSubmit("billing-form", "billing-error", async () => {
+  const amount = $("billing-topup-amount").value.trim();
+  const body = $("billing-topup-amount").hidden ? {} : { amount_usd: amount };
+  const answer = await api("POST", "/v1/billing/checkout", body);
+  window.location.assign(answer.url);
+});
+
+$("billing-portal").addEventListener("click", async () => {
+  try {
+    const answer = await api("POST", "/v1/billing/portal", {});
+    window.location.assign(answer.url);
+  } catch (error) {
+    showError("billing-error", error);
+  }
+});
