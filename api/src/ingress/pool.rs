@@ -59,10 +59,4 @@ impl Pool {
             !list.is_empty()
         });
     }
-
-    /// Drops a sprite's connections (it was deleted).
-    pub fn forget(&self, sprite_id: i64) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|(id, _), _| *id != sprite_id);
-    }
 }
