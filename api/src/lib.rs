@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod money;
 pub mod names;
+pub mod passwords;
 pub mod ratelimit;
 pub mod routes;
 pub mod sprites;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())
         .merge(routes::tokens::router())
+        .merge(routes::token_settings::router())
         .merge(routes::sprites::router())
         .merge(routes::limits::router())
         .merge(routes::money::router())
@@ -84,7 +86,13 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([header::RETRY_AFTER]);
     Router::new()

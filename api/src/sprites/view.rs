@@ -19,6 +19,8 @@ pub struct SpriteView {
     pub image: String,
     /// Set when paused.
     pub pause_reason: Option<PauseReason>,
+    /// Why it is paused and what brings it back, in words (set when paused).
+    pub pause_why: Option<String>,
     pub cpus: i64,
     pub memory_mb: i64,
     pub disk_mb: i64,
@@ -37,8 +39,9 @@ pub struct SpriteView {
 
 impl SpriteView {
     /// The view of a row with its disk use and cost.
-    pub fn new(row: SpriteRow, disk_used_bytes: u64, cost_nanos: i64) -> Self {
+    pub fn new(row: SpriteRow, disk_used_bytes: u64, cost_nanos: i64, why: Option<String>) -> Self {
         Self {
+            pause_why: why,
             name: row.name,
             state: row.state,
             image: row.image,
@@ -78,7 +81,8 @@ impl Sprites {
 
     fn view_with_cost(&self, row: SpriteRow, cost: i64) -> SpriteView {
         let disk = self.disk_used(&row);
-        SpriteView::new(row, disk, cost)
+        let why = self.pause_why(&row);
+        SpriteView::new(row, disk, cost, why)
     }
 }
 

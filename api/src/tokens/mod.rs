@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cache;
 pub mod mint;
+pub mod settings;
 
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -64,6 +65,7 @@ impl Tokens<'_> {
         if token.expires_at <= db::now_s() {
             return Err(unauthorized("the token is invalid or expired"));
         }
+        self.record_use(&token);
         Caller::from_token(token)
     }
 
@@ -113,6 +115,12 @@ impl Tokens<'_> {
             }
             _ => None,
         };
+        if self.name_taken(caller, request.name.as_str()).await? {
+            return Err(ApiError::Conflict(format!(
+                "a token named {:?} already exists: pick another name, or revoke that one first",
+                request.name
+            )));
+        }
         let new = mint::narrow(
             caller,
             request,
