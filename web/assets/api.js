@@ -29,6 +29,31 @@ export function onSessionLost(handler) {
   sessionLost = handler;
 }
 
+/**
+ * `method path` with a raw body (a file's bytes); resolves to the Response when it is
+ * a success, else throws the ApiError the problem describes.
+ */
+export async function apiRaw(method, path, body) {
+  const token = session.get();
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body });
+  } catch {
+    throw new ApiError(0, "offline", "Cannot reach the server. Check the connection and try again.");
+  }
+  if (response.ok) return response;
+  if (response.status === 401 && token) sessionLost();
+  let problem = {};
+  try {
+    problem = parseJson(await response.text()) || {};
+  } catch {
+    problem = {};
+  }
+  throw new ApiError(response.status, problem.code || "unknown", problem.detail || `The server answered ${response.status}.`);
+}
+
 /** `method path` with an optional JSON body; resolves to the parsed answer or null. */
 export async function api(method, path, body) {
   const token = session.get();

@@ -89,3 +89,22 @@ export function when(iso) {
     ? iso
     : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
+
+/** An amount rounded for people, the exact figure shown on hover. */
+export function amount(nanos, rough, exact) {
+  const span = el("span", rough(nanos), "amount");
+  span.title = exact(nanos);
+  return span;
+}
+
+/** Bytes for people: 8.0 KiB, 615.0 MiB, 1.2 GiB. */
+export function bytes(count) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let n = Number(count);
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${n} B` : `${n.toFixed(1)} ${units[unit]}`;
+}

@@ -26,17 +26,24 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Each asset: its path, its content type and its text.
-const ASSETS: [(&str, &str, &str); 16] = [
+const ASSETS: [(&str, &str, &str); 19] = [
     ("/", HTML, include_str!("../assets/index.html")),
     ("/style.css", CSS, include_str!("../assets/style.css")),
     ("/app.js", JS, include_str!("../assets/app.js")),
     ("/api.js", JS, include_str!("../assets/api.js")),
     ("/budget.js", JS, include_str!("../assets/budget.js")),
+    ("/chart.js", JS, include_str!("../assets/chart.js")),
     ("/dom.js", JS, include_str!("../assets/dom.js")),
     ("/images.js", JS, include_str!("../assets/images.js")),
     ("/money.js", JS, include_str!("../assets/money.js")),
     ("/network.js", JS, include_str!("../assets/network.js")),
     ("/secrets.js", JS, include_str!("../assets/secrets.js")),
+    ("/spend.js", JS, include_str!("../assets/spend.js")),
+    (
+        "/sprite-page.js",
+        JS,
+        include_str!("../assets/sprite-page.js"),
+    ),
     ("/sprites.js", JS, include_str!("../assets/sprites.js")),
     ("/terminal.js", JS, include_str!("../assets/terminal.js")),
     ("/tokens.js", JS, include_str!("../assets/tokens.js")),
