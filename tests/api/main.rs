@@ -6,6 +6,7 @@ mod channel;
 mod crash;
 mod hardening;
 mod helpers;
+mod idle_cpu;
 mod images;
 mod isolation;
 #[path = "../common/machines.rs"]
@@ -15,3 +16,4 @@ mod network;
 mod reliability;
 mod security;
 mod sprites;
+mod token_settings;
