@@ -298,6 +298,7 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
         .await?;
     page.displayed("#signup-password[aria-invalid='true']")
         .await?;
+    shoot(client, "signup", "").await?;
     page.fill("#signup-password", PASSWORD).await?;
     page.click("#signup-form button[type=submit]").await?;
     page.text_where("#account-email", |t| t == EMAIL).await?;
@@ -329,7 +330,8 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
     page.text_where("#budget-cap", |t| t == "$123,456,789.123456789")
         .await?;
 
-    // A threshold the server refuses: its detail, word for word, beside the form.
+    // A threshold the server refuses: its reason in the form's words (the API's detail
+    // names its field, which suits a program), beside the form.
     page.fill("#budget-thresholds", "50, 150").await?;
     page.click("#budget-form button[type=submit]").await?;
     let shown = page.text_where("#budget-error", |t| !t.is_empty()).await?;
@@ -342,12 +344,21 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
     .await?;
     ensure!(refusal["code"] == "validation", "{refusal}");
     ensure!(
-        refusal["detail"] == shown.as_str(),
+        refusal["detail"] == "thresholds_pct must be percentages from 1 to 100, got 150"
+            && shown == "Alert thresholds are percentages from 1 to 100; 150 is not one.",
         "page shows {shown:?}, server said {refusal}"
     );
     let budget = call(reqwest::Method::GET, &budget_url, &token, None).await?;
     ensure!(budget["thresholds_pct"] == json!([25, 75, 100]), "{budget}");
     page.fill("#budget-thresholds", "50, 80, 100").await?;
+    page.fill("#budget-cap-input", "-5").await?;
+    page.click("#budget-form button[type=submit]").await?;
+    page.text_where("#budget-error", |t| {
+        t == "The monthly cap must be between $0 and $1,000,000,000; -$5.00 is not."
+    })
+    .await?;
+    page.fill("#budget-cap-input", "123456789.123456789")
+        .await?;
     page.click("#budget-form button[type=submit]").await?;
     page.displayed("#budget-saved").await?;
     ensure!(
@@ -420,6 +431,13 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
     page.click("#login-form button[type=submit]").await?;
     page.text_where("#budget-cap", |t| t == "$123,456,789.123456789")
         .await?;
+
+    // The API reference, linked from the page: the OpenAPI document drawn by the
+    // vendored viewer, new calls included.
+    page.click(".docs-link").await?;
+    page.displayed(".opblock-patch .opblock-summary-path[data-path='/v1/tokens/{id}']")
+        .await?;
+    shoot(client, "docs", "").await?;
     Ok(())
 }
 
@@ -517,6 +535,11 @@ async fn start_sprite(client: &Client, url: &str, session: &str) -> Result<Optio
         );
         return Ok(None);
     }
+    // The form's limits are the real ones (the tenant's 8 vCPUs, not the API's 64).
+    page.text_where("#sprite-limits", |t| t.contains("8 vCPUs"))
+        .await?;
+    let max = page.displayed("#sprite-cpus").await?.attr("max").await?;
+    ensure!(max.as_deref() == Some("8"), "vCPU field max {max:?}");
     page.fill("#sprite-name", "web-test").await?;
     page.click("#sprite-form button[type=submit]").await?;
     let row = "#sprite-rows tr[data-name='web-test']";
@@ -632,7 +655,7 @@ async fn start_sprite(client: &Client, url: &str, session: &str) -> Result<Optio
     spend_chart(client).await?;
     token_budget_pause(client, url, session).await?;
     focus_survives_a_refresh(client, row).await?;
-    shoot(client, "dashboard").await?;
+    shoot(client, "dashboard", "").await?;
 
     Ok(Some(row.to_string()))
 }
@@ -674,8 +697,15 @@ async fn clean_up(mut server: Killed, url: &str) {
     }
 }
 
-/// Saves a screenshot of the page as docs/screenshots/NAME.png (the README shows some).
-async fn shoot(client: &Client, name: &str) -> Result<()> {
+/// Saves a screenshot of the page, scrolled to `css` (the top when empty), as
+/// docs/screenshots/NAME.png (the README shows some).
+async fn shoot(client: &Client, name: &str, css: &str) -> Result<()> {
+    let scroll = if css.is_empty() {
+        "window.scrollTo(0, 0); return true".to_string()
+    } else {
+        format!("document.querySelector(\"{css}\").scrollIntoView(); return true")
+    };
+    js(client, &scroll).await?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
     std::fs::create_dir_all(&dir)?;
     let png = client.screenshot().await?;
@@ -747,7 +777,7 @@ async fn sprite_page(client: &Client, row: &str) -> Result<()> {
     .await?;
     page.text_where("#sp-file-preview", |t| t == "uploaded from a browser")
         .await?;
-    shoot(client, "sprite").await?;
+    shoot(client, "sprite", "#sprite-page").await?;
 
     // Its terminal: type a command, see its output.
     page.click("#sp-terminal").await?;
@@ -762,7 +792,7 @@ async fn sprite_page(client: &Client, row: &str) -> Result<()> {
     keys.send_keys("echo hi\u{E007}").await?;
     page.text_where(screen, |t| t.lines().any(|l| l.trim() == "hi"))
         .await?;
-    shoot(client, "terminal").await?;
+    shoot(client, "terminal", "#terminal").await?;
     keys.send_keys("exit\u{E007}").await?;
     page.text_where("#terminal-state", |t| t.starts_with("ended"))
         .await?;
@@ -847,7 +877,7 @@ async fn token_budget_pause(client: &Client, url: &str, session: &str) -> Result
         t.contains("API token agent-7's budget") && t.contains("Raise it with its Budget button")
     })
     .await?;
-    shoot(client, "budget-stopped").await?;
+    shoot(client, "budget-stopped", "#budget").await?;
     let patched = call(
         reqwest::Method::GET,
         &format!("{url}/v1/tokens"),
@@ -919,7 +949,8 @@ async fn at_phone_width(client: &Client) -> Result<()> {
     )
     .await?;
     let fits = widths[0].as_u64() <= widths[1].as_u64();
-    shoot(client, "phone").await?;
+    shoot(client, "phone", "").await?;
+    shoot(client, "phone-sprites", "#sprites").await?;
     client
         .set_window_rect(x as u32, y as u32, w as u32, h as u32)
         .await?;

@@ -3,6 +3,7 @@
 // message is the server's `detail`.
 
 import { parseJson, toJson } from "./money.js";
+import { inWords } from "./words.js";
 
 const SESSION_KEY = "corral.session";
 
@@ -16,7 +17,9 @@ export const session = {
 /** A refused or failed call; `message` is what the server said, for a person. */
 export class ApiError extends Error {
   constructor(status, code, detail) {
-    super(detail);
+    super(inWords(detail));
+    /** What the server said, word for word. */
+    this.detail = detail;
     this.status = status;
     this.code = code;
   }

@@ -2,7 +2,7 @@
 // and the form that sets the monthly cap, the alert thresholds and the alert e-mail.
 
 import { api } from "./api.js";
-import { $, clearError, el, loadList, onSubmit, row, showError, when } from "./dom.js";
+import { $, amount, clearError, el, loadList, onSubmit, row, showError, when } from "./dom.js";
 import { dollarsText, formatUsd, parseUsd, roughUsd } from "./money.js";
 import * as sprites from "./sprites.js";
 
@@ -105,13 +105,17 @@ function render(budget) {
   $("budget-paused-text").textContent =
     `${paused} sprite${paused === 1 ? " is" : "s are"} paused by a spend limit.`;
   $("budget-cap").textContent = budget.cap_nanos === null ? "No cap" : formatUsd(budget.cap_nanos);
-  $("budget-spent").textContent = formatUsd(budget.spent_nanos);
-  $("budget-reserved").textContent = formatUsd(budget.storage_reserved_nanos);
-  $("budget-available").textContent =
-    budget.available_nanos === null ? "Unlimited" : formatUsd(budget.available_nanos);
+  // Amounts for people, to the cent; the exact figure on hover. The cap stays exact:
+  // it is what the person typed.
+  $("budget-spent").replaceChildren(amount(budget.spent_nanos, roughUsd, formatUsd));
+  $("budget-reserved").replaceChildren(amount(budget.storage_reserved_nanos, roughUsd, formatUsd));
+  $("budget-available").replaceChildren(
+    budget.available_nanos === null ? "Unlimited" : amount(budget.available_nanos, roughUsd, formatUsd),
+  );
+  const perHour = budget.burn_nanos_per_s * 3600n;
   $("budget-burn").replaceChildren(
-    `${formatUsd(budget.burn_nanos_per_s)}/s`,
-    el("span", `${formatUsd(budget.burn_nanos_per_s * 3600n)} an hour`, "per"),
+    amount(perHour, roughUsd, formatUsd),
+    el("span", `an hour (${formatUsd(budget.burn_nanos_per_s)}/s)`, "per"),
   );
   if (!formFilled) {
     $("budget-cap-input").value = dollarsText(budget.cap_nanos);

@@ -56,13 +56,18 @@ export function onSubmit(formId, errorId, work) {
     event.preventDefault();
     clearError(errorId);
     const submit = form.querySelector("button[type=submit]");
+    // A loading indicator: the button waits (and says so to screen readers).
     submit.disabled = true;
+    submit.classList.add("busy");
+    form.setAttribute("aria-busy", "true");
     try {
       await work(form);
     } catch (error) {
       showError(errorId, error);
     } finally {
       submit.disabled = false;
+      submit.classList.remove("busy");
+      form.removeAttribute("aria-busy");
     }
   });
 }

@@ -26,8 +26,10 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Each asset: its path, its content type and its text.
-const ASSETS: [(&str, &str, &str); 19] = [
+const ASSETS: [(&str, &str, &str); 24] = [
     ("/", HTML, include_str!("../assets/index.html")),
+    ("/docs", HTML, include_str!("../assets/docs.html")),
+    ("/docs.js", JS, include_str!("../assets/docs.js")),
     ("/style.css", CSS, include_str!("../assets/style.css")),
     ("/app.js", JS, include_str!("../assets/app.js")),
     ("/api.js", JS, include_str!("../assets/api.js")),
@@ -47,6 +49,7 @@ const ASSETS: [(&str, &str, &str); 19] = [
     ("/sprites.js", JS, include_str!("../assets/sprites.js")),
     ("/terminal.js", JS, include_str!("../assets/terminal.js")),
     ("/tokens.js", JS, include_str!("../assets/tokens.js")),
+    ("/words.js", JS, include_str!("../assets/words.js")),
     // xterm.js 6.0.0 and its fit addon 0.11.0, from the npm registry (MIT, see
     // assets/vendor/LICENSE-xterm).
     (
@@ -63,6 +66,18 @@ const ASSETS: [(&str, &str, &str); 19] = [
         "/vendor/xterm.css",
         CSS,
         include_str!("../assets/vendor/xterm.css"),
+    ),
+    // Swagger UI 5.35.0 from the npm registry (Apache-2.0, see
+    // assets/vendor/LICENSE-swagger-ui), for the API reference at /docs.
+    (
+        "/vendor/swagger-ui-bundle.js",
+        JS,
+        include_str!("../assets/vendor/swagger-ui-bundle.js"),
+    ),
+    (
+        "/vendor/swagger-ui.css",
+        CSS,
+        include_str!("../assets/vendor/swagger-ui.css"),
     ),
 ];
 
