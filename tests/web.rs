@@ -638,6 +638,38 @@ async fn start_sprite(client: &Client, url: &str, session: &str) -> Result<Optio
         t.contains("The account's monthly cap") && t.contains("Raise the cap to at least $")
     })
     .await?;
+    // Resuming from its row is refused: the words stay through refreshes (and the stop
+    // box repeats them) until dismissed with a click.
+    page.click(&format!("{row} .actions button")).await?; // Resume
+    let refused = page
+        .text_where("#sprite-error", |t| t.contains("Raise the cap"))
+        .await?;
+    ensure!(!refused.contains("nano-dollars"), "{refused}");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    page.text_where("#sprite-error", |t| t == refused).await?;
+    page.text_where("#budget-stop-text", |t| {
+        t.contains("The last start was refused")
+    })
+    .await?;
+    page.click("#sprite-error").await?;
+    page.gone_from_view("#sprite-error").await?;
+
+    // The alerts sent or queued are listed as the API lists them.
+    let alerts = call(
+        reqwest::Method::GET,
+        &format!("{url}/v1/alerts"),
+        session,
+        None,
+    )
+    .await?;
+    let count = alerts["alerts"].as_array().map_or(0, Vec::len);
+    page.click("#alerts summary").await?;
+    if count == 0 {
+        page.displayed("#alert-empty").await?;
+    } else {
+        page.text_where("#alert-rows", |t| t.lines().count() >= count)
+            .await?;
+    }
     page.click("#budget-resume").await?;
     let refused = page
         .text_where("#budget-resume-error", |t| !t.is_empty())

@@ -113,3 +113,10 @@ export function bytes(count) {
   }
   return unit === 0 ? `${n} B` : `${n.toFixed(1)} ${units[unit]}`;
 }
+
+// An error stays until it is dismissed (a click on it) or the next try; refreshes never
+// wipe an action's error.
+document.addEventListener("click", (event) => {
+  const error = event.target instanceof Element ? event.target.closest(".error") : null;
+  if (error) clearError(error.id);
+});

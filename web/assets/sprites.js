@@ -20,15 +20,18 @@ export function onMoneyRefusal(handler) {
   onRefusal = handler;
 }
 
-/** Runs a row's action, then reloads; a refusal shows under the list. */
+/**
+ * Runs a row's action, then reloads. A refusal shows beside the form, where the
+ * refresh (which clears only load errors) leaves it until dismissed or the next action.
+ */
 async function act(work, resumes = false) {
-  clearError("sprite-list-error");
+  clearError("sprite-error");
   try {
     await work();
     if (resumes) onRefusal(null);
   } catch (error) {
     if (error.status === 402) onRefusal(error);
-    showError("sprite-list-error", error);
+    showError("sprite-error", error);
     return;
   }
   await load();

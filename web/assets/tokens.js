@@ -21,12 +21,12 @@ async function changeBudget(token) {
     token.budget_nanos === null ? "" : dollarsText(token.budget_nanos),
   );
   if (typed === null) return;
-  clearError("token-list-error");
+  clearError("token-error");
   try {
     const budget = typed.trim() === "" ? null : parseUsd(typed);
     await api("PATCH", `/v1/tokens/${encodeURIComponent(token.id)}`, { budget_nanos: budget });
   } catch (error) {
-    showError("token-list-error", error);
+    showError("token-error", error);
     return;
   }
   await load();
@@ -41,11 +41,11 @@ function status(token) {
   budget.className = "quiet budget";
   const revoke = button("Revoke", async () => {
     if (!confirm(`Revoke ${token.name}? Tokens minted with it stop working too.`)) return;
-    clearError("token-list-error");
+    clearError("token-error");
     try {
       await api("DELETE", `/v1/tokens/${encodeURIComponent(token.id)}`);
     } catch (error) {
-      showError("token-list-error", error);
+      showError("token-error", error);
       return;
     }
     await load();
