@@ -115,18 +115,19 @@ impl Tokens<'_> {
             }
             _ => None,
         };
-        if self.name_taken(caller, request.name.as_str()).await? {
-            return Err(ApiError::Conflict(format!(
-                "a token named {:?} already exists: pick another name, or revoke that one first",
-                request.name
-            )));
-        }
         let new = mint::narrow(
             caller,
             request,
             self.config.token_max_ttl_s,
             parent_remaining,
         )?;
+        // After the request's own checks: a refused request is refused for its reason.
+        if self.name_taken(caller, &new.name).await? {
+            return Err(ApiError::Conflict(format!(
+                "a token named {:?} already exists: pick another name, or revoke that one first",
+                new.name
+            )));
+        }
         let mut conn = self.pool.acquire().await?;
         let (row, bearer) = mint::issue(&mut conn, self.keys, &caller.tenant_id, new).await?;
         tracing::info!(tenant = %caller.tenant_id, token = %row.id, "token minted");
