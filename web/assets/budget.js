@@ -36,7 +36,8 @@ export function explain(tokens, list) {
   if (b.cap_nanos !== null && (capReached || (b.paused_for_budget > 0 && !tokenStops))) {
     reasons.push(
       `The account's monthly cap (${roughUsd(b.cap_nanos)}) is reached: ${roughUsd(b.spent_nanos)} spent and ` +
-        `${roughUsd(b.storage_reserved_nanos)} kept for stored data. Sprites are paused and cannot start. ` +
+        `${roughUsd(b.storage_reserved_nanos)} kept for stored data. ` +
+        (b.paused_for_budget > 0 ? "Sprites are paused and cannot start. " : "New sprites and resumes are refused. ") +
         `Raise the cap to at least ${atLeast(b.spent_nanos + b.storage_reserved_nanos + 1_000_000_000n)} below, then resume.`,
     );
   }

@@ -36,7 +36,8 @@ function status(token) {
   if (token.revoked) return el("span", "revoked", "badge revoked");
   if (new Date(token.expires_at) < new Date()) return el("span", "expired", "badge revoked");
   const cell = el("span", "", "actions");
-  const budget = button("Budget", () => changeBudget(token));
+  // The spend in the prompt is the latest, not the one this button was made with.
+  const budget = button("Budget", () => changeBudget(latest.find((t) => t.id === token.id) || token));
   budget.setAttribute("aria-label", `Change the budget of ${token.name}`);
   budget.className = "quiet budget";
   const revoke = button("Revoke", async () => {
@@ -55,33 +56,56 @@ function status(token) {
   return cell;
 }
 
-// What the table shows now: rows are rebuilt only when it changes (see sprites.js).
-let shown = "";
+// What each row shows now (its token but for the spend), by token id: a row is rebuilt
+// only when its own token changed, so the refresh never swaps a button under a click.
+let shown = new Map();
+
+function newRow(token) {
+  const tr = row([
+    el("span", token.name, "strong"),
+    el("span", token.scopes.join(" "), "scopes-list"),
+    token.budget_nanos === null ? "—" : formatUsd(token.budget_nanos),
+    amount(token.spent_nanos, roughUsd, formatUsd),
+    when(token.created_at),
+    token.last_used_at ? when(token.last_used_at) : "never",
+    when(token.expires_at),
+    status(token),
+  ]);
+  tr.children[2].className = "num";
+  tr.children[3].className = "num";
+  tr.dataset.id = token.id;
+  if (token.revoked) tr.className = "revoked";
+  return tr;
+}
+
+/** A token without its spend: when only the spend moved, the row keeps its buttons. */
+function withoutSpend(token) {
+  const { spent_nanos: _spent, ...rest } = token;
+  return toJson(rest);
+}
 
 function render(tokens) {
   latest = tokens;
-  const signature = toJson(tokens);
-  if (signature === shown) return;
-  shown = signature;
-  $("token-rows").replaceChildren(
-    ...tokens.map((token) => {
-      const tr = row([
-        el("span", token.name, "strong"),
-        el("span", token.scopes.join(" "), "scopes-list"),
-        token.budget_nanos === null ? "—" : formatUsd(token.budget_nanos),
-        amount(token.spent_nanos, roughUsd, formatUsd),
-        when(token.created_at),
-        token.last_used_at ? when(token.last_used_at) : "never",
-        when(token.expires_at),
-        status(token),
-      ]);
-      tr.children[2].className = "num";
-      tr.children[3].className = "num";
-      tr.dataset.id = token.id;
-      if (token.revoked) tr.className = "revoked";
-      return tr;
-    }),
-  );
+  const body = $("token-rows");
+  const rows = new Map([...body.children].map((tr) => [tr.dataset.id, tr]));
+  const next = new Map();
+  const wanted = tokens.map((token) => {
+    const signature = withoutSpend(token);
+    next.set(token.id, signature);
+    const old = rows.get(token.id);
+    if (old && shown.get(token.id) === signature) {
+      old.children[3].replaceChildren(amount(token.spent_nanos, roughUsd, formatUsd));
+      return old;
+    }
+    const tr = newRow(token);
+    if (old) old.replaceWith(tr);
+    return tr;
+  });
+  shown = next;
+  for (const [id, tr] of rows) if (!next.has(id)) tr.remove();
+  wanted.forEach((tr, i) => {
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+  });
   $("token-empty").hidden = tokens.length > 0;
 }
 
@@ -92,7 +116,8 @@ export async function load() {
 
 /** Hides a shown secret, for the next person to log in. */
 export function reset() {
-  shown = "";
+  shown = new Map();
+  $("token-rows").replaceChildren();
   $("token-secret").textContent = "";
   $("token-example").textContent = "";
   $("token-secret-box").hidden = true;

@@ -30,7 +30,8 @@ pub struct SpriteView {
     pub idle_timeout_s: i64,
     pub created_at: String,
     pub last_active_at: String,
-    /// What last kept the sprite awake: create, exec, files, console, checkpoint, resume, restore.
+    /// What last kept the sprite awake: create, exec, files, console, checkpoint, resume,
+    /// restore, or cpu (its processes were busy: `CORRAL_IDLE_CPU_BUSY_PCT`).
     pub last_activity: String,
     pub created_by_token: Option<String>,
     /// Spent by this sprite so far, in nano-dollars.
