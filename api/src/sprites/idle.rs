@@ -60,10 +60,16 @@ impl Sprites {
                 continue;
             }
             let idle_for = now - sprite.last_active_at;
-            if busy_permille > 0 && idle_for >= sprite.idle_timeout_s - window_s {
+            // A sprite whose CPU cannot be read is judged by its API activity alone.
+            let mut readable = busy_permille > 0;
+            if readable && idle_for >= sprite.idle_timeout_s - window_s {
                 match self.driver.usage(&machine(&sprite)) {
                     Ok(usage) => cpu.add(sprite.id, now, usage.cpu_ns, window_s),
-                    Err(error) => tracing::debug!(sprite = sprite.id, %error, "no CPU reading"),
+                    Err(error) => {
+                        tracing::debug!(sprite = sprite.id, %error, "no CPU reading");
+                        cpu.forget(sprite.id);
+                        readable = false;
+                    }
                 }
             } else {
                 cpu.forget(sprite.id);
@@ -71,7 +77,7 @@ impl Sprites {
             if idle_for < sprite.idle_timeout_s || self.is_busy(sprite.id) {
                 continue;
             }
-            let used = if busy_permille > 0 {
+            let used = if readable {
                 // Not enough readings yet (the server just started): decide next second.
                 let Some(used) = cpu.permille(sprite.id) else {
                     continue;
