@@ -377,6 +377,9 @@ async fn scenario(client: &Client, url: &str) -> Result<()> {
         page.click(&format!("{row} .actions button")).await?; // Pause
         page.text_where(&format!("{row} .badge"), |t| t == "paused (user)")
             .await?;
+        // Its page says why, in words.
+        page.text_where("#sp-why", |t| t.starts_with("paused by a pause call"))
+            .await?;
     }
     if let Some(row) = sprite {
         page.click(&format!("{row} button.danger")).await?; // Delete, then confirm

@@ -28,6 +28,11 @@ export async function open(name) {
   $("sprite-page").scrollIntoView({ block: "start" });
 }
 
+/** Closes the page if it shows sprite `name` (it was deleted). */
+export function closeIfShowing(name) {
+  if (current === name) close();
+}
+
 /** Closes the page. */
 export function close() {
   current = null;

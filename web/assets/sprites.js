@@ -72,7 +72,7 @@ function actions(sprite) {
       if (confirm(`Delete ${n} with its disk and checkpoints?`)) {
         act(async () => {
           await api("DELETE", path);
-          page.close();
+          page.closeIfShowing(n);
         });
       }
     }, "quiet danger"),
