@@ -10,7 +10,7 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -18,10 +18,9 @@ use vmm_driver::{DriverConfig, ExecRequest, ImageRef, MachineId, MachineSpec};
 
 const RUNS: usize = 20;
 
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() - 1) as f64 * p).round() as usize]
-}
+mod support;
+
+use support::{image_dir, percentile, Server};
 
 fn report(what: &str, http: &mut [Duration], direct: &mut [Duration]) {
     let (h50, h95) = (percentile(http, 0.5), percentile(http, 0.95));
@@ -34,25 +33,6 @@ fn report(what: &str, http: &mut [Duration], direct: &mut [Duration]) {
         d95.as_secs_f64() * 1e3,
         h50.as_secs_f64() / d50.as_secs_f64()
     );
-}
-
-struct Server {
-    child: std::process::Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn image_dir() -> String {
-    std::env::var("CORRAL_IMAGE_DIR").unwrap_or_else(|_| "/var/lib/corral/images".into())
 }
 
 /// An HTTP server on loopback: `/` answers a few bytes, `/big` 200 MiB.
@@ -160,44 +140,19 @@ async fn network(url: &str, token: &str, port: u16) {
 }
 
 async fn start_server(upstream_port: u16) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_corral"))
-        .arg("serve")
-        .env("CORRAL_DATA_DIR", dir.path())
-        .env("CORRAL_LISTEN", "127.0.0.1:0")
-        .env("CORRAL_IMAGE_DIR", image_dir())
-        .env("CORRAL_TOKEN_RATE_PER_S", "1000000")
-        .env("CORRAL_TOKEN_RATE_BURST", "1000000")
-        .env("CORRAL_MAX_RUNNING_SPRITES", "1000")
-        .env("CORRAL_MAX_TOTAL_CPUS", "1000")
-        .env("CORRAL_MAX_TOTAL_MEMORY_MB", "1000000")
-        // The way out reaches this process's upstream on loopback, unthrottled and
-        // unpriced (so 100 sprites' bandwidth is no runway to reserve): the benchmark
-        // measures the carriage, not the bill.
-        .env("CORRAL_PRICE_NETWORK_NANOS_PER_GB", "0")
-        .env("CORRAL_EGRESS_ALLOW_RANGES", "127.0.0.0/8")
-        .env(
+    // The way out reaches this process's upstream on loopback, unthrottled and unpriced
+    // (so 100 sprites' bandwidth is no runway to reserve): the benchmark measures the
+    // carriage, not the bill.
+    support::start_server(&[
+        ("CORRAL_PRICE_NETWORK_NANOS_PER_GB", "0".into()),
+        ("CORRAL_EGRESS_ALLOW_RANGES", "127.0.0.0/8".into()),
+        (
             "CORRAL_EGRESS_RESOLVE",
             format!("up.test=127.0.0.1:{upstream_port}"),
-        )
-        .env("CORRAL_NETWORK_MBPS", "100000")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start corral");
-    let addr_file = dir.path().join("corral.addr");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !addr_file.exists() {
-        assert!(Instant::now() < deadline, "corral did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let url = format!("http://{}", std::fs::read_to_string(&addr_file).unwrap());
-    Server {
-        child,
-        url,
-        _dir: dir,
-    }
+        ),
+        ("CORRAL_NETWORK_MBPS", "100000".into()),
+    ])
+    .await
 }
 
 #[tokio::main]
@@ -205,16 +160,7 @@ async fn main() {
     let upstream_port = upstream().await;
     let server = start_server(upstream_port).await;
     let client = reqwest::Client::new();
-    let signup: Value = client
-        .post(format!("{}/v1/signup", server.url))
-        .json(&json!({"email": "bench@example.com", "password": "bench password", "org": "bench"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = signup["token"].as_str().unwrap().to_string();
+    let token = support::signup(&server.url).await;
     let post = |path: String, body: Value| {
         client
             .post(format!("{}{path}", server.url))

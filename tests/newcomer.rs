@@ -290,6 +290,11 @@ fn the_readme_using_it_block_runs_as_written() {
             );
             let archive = shell.path().join("web3.oci.tar");
             assert!(archive.metadata().expect("the export").len() > 100 << 20);
+        } else if i == 3 {
+            // The sprite's page through its URL, then a link for its private URL.
+            assert!(stdout.contains("\nhello from a sprite\n"), "{stdout}");
+            assert!(stdout.contains(".sprites.localhost:"), "{stdout}");
+            assert!(stdout.contains("/.corral/login?pass="), "{stdout}");
         } else {
             assert!(stdout.contains("\"exit_code\":0"), "{stdout}");
             assert!(

@@ -32,7 +32,14 @@ impl Accounts<'_> {
         let password = Password::parse(password)?;
         let org = domain::display_name("org", org)?;
         let password_hash = hash(password.0).await?;
-        let tenant_id = TenantId(uuid::Uuid::new_v4().simple().to_string());
+        // The id's first characters name the tenant in its sprites' host names: they
+        // must be unique (a clash is one in four billion; draw again).
+        let mut tenant_id = TenantId(uuid::Uuid::new_v4().simple().to_string());
+        while db::accounts::handle_taken(self.pool, crate::ingress::host::handle(&tenant_id))
+            .await?
+        {
+            tenant_id = TenantId(uuid::Uuid::new_v4().simple().to_string());
+        }
         let mut tx = self.pool.begin().await?;
         if !db::accounts::insert(
             &mut tx,

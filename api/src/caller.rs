@@ -87,11 +87,13 @@ pub enum Permission {
     Budget,
     /// Add, list and delete secrets.
     Secrets,
+    /// Open sprites' URLs and tunnels into their ports.
+    SpritesHttp,
 }
 
 impl Permission {
     /// Every scope, as a session token holds them.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::SpritesRead,
         Permission::SpritesWrite,
         Permission::Exec,
@@ -101,6 +103,7 @@ impl Permission {
         Permission::Billing,
         Permission::Budget,
         Permission::Secrets,
+        Permission::SpritesHttp,
     ];
 
     /// The scope's wire name.
@@ -115,6 +118,7 @@ impl Permission {
             Permission::Billing => "billing",
             Permission::Budget => "budget",
             Permission::Secrets => "secrets",
+            Permission::SpritesHttp => "sprites:http",
         }
     }
 

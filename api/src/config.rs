@@ -165,6 +165,11 @@ settings! {
     egress_default: String = "allow-public".into(), "CORRAL_EGRESS_DEFAULT", "What sprites may reach when no rule of theirs or their tenant's matches: allow-public or deny.";
     egress_allow_ranges: Option<String> = None, "CORRAL_EGRESS_ALLOW_RANGES", "Address ranges sprites may reach despite being private (tests and development only), e.g. 127.0.0.0/8.";
     egress_resolve: Option<String> = None, "CORRAL_EGRESS_RESOLVE", "Names resolved to fixed addresses for sprites (tests and development only): host=ip[:port],…";
+    sprites_domain: String = "sprites.localhost".into(), "CORRAL_SPRITES_DOMAIN", "Sprites' URLs are {sprite}--{handle}.DOMAIN (*.localhost reaches loopback with no DNS set-up).";
+    sprites_listen: Option<String> = None, "CORRAL_SPRITES_LISTEN", "A second address serving sprites' URLs (default: only the API's listener, which serves them too).";
+    sprites_url_scheme: String = "http".into(), "CORRAL_SPRITES_URL_SCHEME", "Scheme of sprites' URLs: https behind a proxy that terminates TLS.";
+    sprites_url_port: u32 = 0, "CORRAL_SPRITES_URL_PORT", "Port in sprites' URLs (0: the port sprites' URLs are served on).";
+    wake_wait_ms: u64 = 10_000, "CORRAL_WAKE_WAIT_MS", "How long a request to an idle sprite waits for it to wake and its port to accept.";
     default_image: String = "default".into(), "CORRAL_DEFAULT_IMAGE", "Image of a sprite created without `image` (built with `corral image build`).";
     default_cpus: u32 = 1, "CORRAL_DEFAULT_CPUS", "vCPUs of a sprite created without `cpus`.";
     default_memory_mb: u64 = 512, "CORRAL_DEFAULT_MEMORY_MB", "Memory of a sprite created without `memory_mb`.";

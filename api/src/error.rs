@@ -43,6 +43,9 @@ pub enum ApiError {
     /// A dependency is not usable right now.
     #[error("{0}")]
     Unavailable(String),
+    /// Nothing in the sprite answers where a request was sent (its URL, a tunnel).
+    #[error("{0}")]
+    BadGateway(String),
     /// Anything else: logged in full, answered opaquely.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -81,6 +84,7 @@ impl ApiError {
             Self::LimitExceeded(_) => (StatusCode::FORBIDDEN, "limit_exceeded"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::BadGateway(_) => (StatusCode::BAD_GATEWAY, "bad_gateway"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

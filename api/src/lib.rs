@@ -8,6 +8,7 @@ pub mod domain;
 pub mod egress;
 pub mod error;
 pub mod extract;
+pub mod ingress;
 pub mod listener;
 pub mod metrics;
 pub mod middleware;
@@ -82,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::files::router(state.config.max_file_bytes))
         .merge(routes::checkpoints::router())
         .merge(routes::images::router())
+        .merge(routes::ingress::router())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     let cors = CorsLayer::new()
@@ -117,6 +119,12 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(middleware::span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // Outermost: a request for a sprite's host goes to the sprite, past the API's
+        // limits (its bodies stream), its compression and its problem+json.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ingress::by_host,
+        ))
         .with_state(state)
 }
 
@@ -143,8 +151,42 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Tests and scripts started with port 0 learn the real address from this file.
     std::fs::write(state.config.data_dir.join("corral.addr"), addr.to_string())?;
     tracing::info!(%addr, data_dir = %state.config.data_dir.display(), "listening");
+    let sprites_listener = match &state.config.sprites_listen {
+        Some(sprites_addr) => {
+            let listener = tokio::net::TcpListener::bind(sprites_addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {sprites_addr}: {e}"))?;
+            let bound = listener.local_addr()?;
+            std::fs::write(
+                state.config.data_dir.join("sprites.addr"),
+                bound.to_string(),
+            )?;
+            tracing::info!(addr = %bound, domain = %state.front.domain, "sprites' URLs listening");
+            state.front.listening_on(bound.port());
+            Some(listener)
+        }
+        None => {
+            state.front.listening_on(addr.port());
+            None
+        }
+    };
     let tasks = state.start_background();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let second = sprites_listener.map(|listener| {
+        let state = state.clone();
+        let mut stopped = stopped.clone();
+        tokio::spawn(async move {
+            let until = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            serve(listener, state, until).await
+        })
+    });
     serve(listener, state.clone(), shutdown_signal()).await?;
+    let _ = stop.send(true);
+    if let Some(second) = second {
+        let _ = second.await;
+    }
     tracing::info!("shutting down");
     tasks.stop().await;
     if let Some(sprites) = &state.sprites {

@@ -26,6 +26,9 @@ impl axum::serve::Listener for ProblemListener {
 
     async fn accept(&mut self) -> (ProblemIo, SocketAddr) {
         let (io, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        // A response whose body follows its head in a second write (a streamed body, a
+        // sprite's page) must not wait for the client's delayed ACK (Nagle): ~40 ms.
+        let _ = io.set_nodelay(true);
         (
             ProblemIo {
                 inner: io,

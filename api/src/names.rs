@@ -147,3 +147,26 @@ mod tests {
         assert!(PauseReason::Budget.strength() > PauseReason::User.strength());
     }
 }
+
+/// Who may open a sprite's URL.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(rename_all = "snake_case")]
+pub enum UrlAuth {
+    /// A token of the tenant with the `sprites:http` scope, or a link's cookie.
+    #[default]
+    Sprite,
+    /// Anyone.
+    Public,
+}
+
+impl fmt::Display for UrlAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            UrlAuth::Sprite => "sprite",
+            UrlAuth::Public => "public",
+        })
+    }
+}

@@ -48,6 +48,8 @@ pub struct AppState {
     pub money: Arc<Money>,
     /// Token rows recently read for authentication.
     pub token_cache: Arc<TokenCache>,
+    /// Sprites' URLs: where they point and how requests to them are served.
+    pub front: Arc<crate::ingress::FrontDoor>,
 }
 
 /// Opens the database and builds the services from configuration.
@@ -135,6 +137,10 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         }
         None => None,
     };
+    let front = Arc::new(crate::ingress::FrontDoor::new(&config));
+    if let Some(sprites) = &sprites {
+        sprites.set_front(front.clone());
+    }
     let meter = sprites.as_ref().map(|sprites| {
         let fleet = money::fleet::SpritesFleet::new(sprites.clone(), egress.clone());
         corral_metering::Meter::new(pool.clone(), Arc::new(fleet), money::meter_config(&config))
@@ -151,6 +157,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         egress,
         secrets: secrets_store,
         token_cache: Arc::default(),
+        front,
     })
 }
 
@@ -220,10 +227,14 @@ impl AppState {
     pub fn start_background(&self) -> Background {
         let mut background = Background::new();
         let limits = self.rate_limits.clone();
+        let front = self.front.clone();
         background.spawn("rate-limit-cleanup", move |mut stop| async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => limits.shrink(),
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                        limits.shrink();
+                        front.pool.sweep();
+                    }
                     _ = stop.changed() => return Ok(()),
                 }
             }

@@ -78,6 +78,7 @@ impl Problem {
 }
 
 /// Talks to one server with one (optional) token.
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,

@@ -9,12 +9,10 @@ use std::io::{IsTerminal, Read, Write};
 use anyhow::Context;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
-use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 use super::client::Client;
 use super::output;
@@ -154,7 +152,6 @@ async fn stream(
     stdin: bool,
     tty: bool,
 ) -> anyhow::Result<i32> {
-    let token = client.require_token()?;
     let mut url = client.endpoint(&["v1", "sprites", name, "exec", "ws"]);
     {
         let mut pairs = url.query_pairs_mut();
@@ -168,24 +165,7 @@ async fn stream(
             pairs.append_pair("cols", &cols.to_string());
         }
     }
-    let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
-    url.set_scheme(scheme)
-        .map_err(|()| anyhow::anyhow!("cannot make a WebSocket URL of {url}"))?;
-    let mut request = url.as_str().into_client_request()?;
-    request.headers_mut().insert(
-        AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}")).context("the token is not ASCII")?,
-    );
-    let socket = match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => socket,
-        Err(WsError::Http(response)) => {
-            let body = response.body().as_deref().unwrap_or_default();
-            return Err(client.problem(response.status().as_u16(), response.headers(), body));
-        }
-        Err(WsError::Io(e)) => anyhow::bail!("cannot reach {}: {e}", client.base()),
-        Err(WsError::Url(e)) => anyhow::bail!("cannot open a WebSocket to {}: {e}", client.base()),
-        Err(e) => anyhow::bail!("the exec stream to {} failed: {e}", client.base()),
-    };
+    let socket = super::ws::open(client, url, "the exec stream").await?;
     let (mut sink, mut source) = socket.split();
     // Raw mode from here to every return below (the guard restores it when dropped).
     let _raw = if tty {

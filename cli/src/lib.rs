@@ -23,6 +23,8 @@ mod sprites;
 mod terminal;
 mod token_budget;
 mod tokens;
+mod urls;
+mod ws;
 
 use clap::{Args, Subcommand};
 
@@ -138,6 +140,12 @@ pub enum Command {
     },
     /// Spend alerts sent or queued.
     Alerts,
+    /// A sprite's URL and who may open it; `--public`/`--private`/`--port` change it,
+    /// `--link` prints a link that opens a private one in a browser.
+    Url(urls::UrlArgs),
+    /// Forward a local port to a port inside a sprite: `proxy SPRITE [LOCAL:]REMOTE`
+    /// (psql, ssh, a debugger…); wakes an idle sprite.
+    Proxy(urls::ProxyArgs),
 }
 
 /// Runs a client command; returns the process exit code. A failure prints one line,
@@ -195,6 +203,8 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Export { sprite, file } => images::export(&authed()?, &sprite, file).await,
         Command::Exec(args) => exec::exec(&authed()?, args, json).await,
         Command::Console(args) => exec::console(&authed()?, args).await,
+        Command::Url(args) => urls::url(&authed()?, args, json).await,
+        Command::Proxy(args) => urls::proxy(&authed()?, args).await,
         Command::Cp(args) => files::copy(&authed()?, args).await,
         Command::Checkpoint(command) => checkpoints::run(&authed()?, command, json).await,
         Command::Tokens(command) => tokens::run(&authed()?, command, json).await,

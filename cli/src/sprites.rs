@@ -30,6 +30,12 @@ pub struct CreateArgs {
     /// Seconds without activity before the sprite pauses itself (0 = never).
     #[arg(long)]
     idle_timeout_s: Option<u64>,
+    /// The port inside the sprite its URL reaches (default 8080).
+    #[arg(long)]
+    http_port: Option<u64>,
+    /// Let anyone open the sprite's URL (default: tokens with sprites:http and links).
+    #[arg(long)]
+    public: bool,
     /// Makes repeating this create safe: the server answers a repeat with the first
     /// result (default: a fresh key, reused only by this run's own retries).
     #[arg(long)]
@@ -45,12 +51,16 @@ pub async fn create(client: &Client, args: CreateArgs, json: bool) -> anyhow::Re
     if let Some(image) = &args.image {
         body.insert("image".into(), json!(image));
     }
+    if args.public {
+        body.insert("url_auth".into(), json!("public"));
+    }
     let optional = [
         ("cpus", args.cpus.map(u64::from)),
         ("memory_mb", args.memory_mb),
         ("disk_mb", args.disk_mb),
         ("idle_timeout_s", args.idle_timeout_s),
         ("network_mbps", args.network_mbps),
+        ("http_port", args.http_port),
     ];
     for (key, value) in optional {
         if let Some(value) = value {

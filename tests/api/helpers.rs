@@ -121,6 +121,11 @@ impl App {
         std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server runs").id()
+    }
+
     pub fn path(&self) -> &Path {
         self.data_dir.path()
     }

@@ -8,6 +8,7 @@ mod hardening;
 mod helpers;
 mod idle_cpu;
 mod images;
+mod ingress;
 mod isolation;
 #[path = "../common/machines.rs"]
 mod machines;

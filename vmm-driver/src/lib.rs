@@ -283,6 +283,9 @@ pub enum DriverError {
     /// The disk is full.
     #[error("disk full")]
     DiskFull,
+    /// A connection into the machine was refused (nothing listens on the port).
+    #[error("{0}")]
+    Refused(String),
     /// A backend command or system call failed.
     #[error("{what}")]
     Backend {
@@ -367,6 +370,10 @@ pub trait Driver: Send + Sync {
     /// Writes the machine's whole filesystem (image and changes) as a tar archive to
     /// `dst`, a file on this host. A running machine is frozen while it is read.
     async fn export(&self, id: &MachineId, dst: &std::path::Path) -> Result<()>;
+
+    /// A connection to `port` on the machine's loopback (its URL, a tunnel); a running
+    /// machine with nothing listening there answers [`DriverError::Refused`].
+    async fn dial(&self, id: &MachineId, port: u16) -> Result<Box<dyn EgressStream>>;
 
     /// Cumulative usage, from files held open: cheap enough to call every second for
     /// every machine.

@@ -90,3 +90,14 @@ pub async fn save_budget(
     .await?;
     Ok(())
 }
+
+/// Whether a tenant's id starts with `handle` (the handle in sprite host names).
+#[tracing::instrument(skip_all)]
+pub async fn handle_taken(pool: &SqlitePool, handle: &str) -> sqlx::Result<bool> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT 1 FROM tenants WHERE substr(id, 1, ?) = ?")
+        .bind(handle.len() as i64)
+        .bind(handle)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}

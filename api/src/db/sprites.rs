@@ -3,7 +3,7 @@
 
 use sqlx::{SqliteConnection, SqlitePool};
 
-use crate::names::{PauseReason, SpriteState, TenantId};
+use crate::names::{PauseReason, SpriteState, TenantId, UrlAuth};
 
 /// A sprite row.
 #[derive(Clone, Debug, sqlx::FromRow, serde::Deserialize)]
@@ -27,11 +27,15 @@ pub struct SpriteRow {
     pub image_id: Option<i64>,
     /// Its bandwidth, megabits per second; `None`: the operator's.
     pub network_mbps: Option<i64>,
+    /// The port inside the sprite its URL reaches.
+    pub http_port: i64,
+    /// Who may open its URL.
+    pub url_auth: UrlAuth,
 }
 
 const COLUMNS: &str = "id, tenant_id, name, state, pause_reason, cpus, memory_mb, disk_mb, \
                        idle_timeout_s, created_by_token, created_at, last_active_at, last_activity, \
-                       image, image_id, network_mbps";
+                       image, image_id, network_mbps, http_port, url_auth";
 
 /// A new sprite in state `creating`; `Ok(None)` when the name is taken.
 ///
@@ -43,8 +47,8 @@ pub async fn insert(conn: &mut SqliteConnection, row: &SpriteRow) -> sqlx::Resul
     let id: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO sprites (id, tenant_id, name, state, cpus, memory_mb, disk_mb, idle_timeout_s,
              created_by_token, created_at, last_active_at, last_activity, image, image_id,
-             network_mbps)
-         VALUES (?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, 'create', ?, ?, ?)
+             network_mbps, http_port, url_auth)
+         VALUES (?, ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, 'create', ?, ?, ?, ?, ?)
          ON CONFLICT (tenant_id, name) WHERE deleted_at IS NULL DO NOTHING
          RETURNING id",
     )
@@ -61,6 +65,8 @@ pub async fn insert(conn: &mut SqliteConnection, row: &SpriteRow) -> sqlx::Resul
     .bind(&row.image)
     .bind(row.image_id)
     .bind(row.network_mbps)
+    .bind(row.http_port)
+    .bind(row.url_auth)
     .fetch_optional(conn)
     .await?;
     Ok(id.map(|(id,)| id))
@@ -80,6 +86,37 @@ pub async fn by_name(
     .bind(name)
     .fetch_optional(pool)
     .await
+}
+
+/// The live sprites called `name`, of every tenant (the front door narrows them down by
+/// the tenant's handle in the host name).
+#[tracing::instrument(skip_all)]
+pub async fn live_named(pool: &SqlitePool, name: &str) -> sqlx::Result<Vec<SpriteRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM sprites WHERE name = ? AND deleted_at IS NULL"
+    ))
+    .bind(name)
+    .fetch_all(pool)
+    .await
+}
+
+/// Changes a sprite's settings: its URL's port and access, its idle timeout.
+#[tracing::instrument(skip_all)]
+pub async fn set_settings(
+    pool: &SqlitePool,
+    id: i64,
+    http_port: i64,
+    url_auth: UrlAuth,
+    idle_timeout_s: i64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sprites SET http_port = ?, url_auth = ?, idle_timeout_s = ? WHERE id = ?")
+        .bind(http_port)
+        .bind(url_auth)
+        .bind(idle_timeout_s)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// The tenant's live sprite with this id.

@@ -179,6 +179,8 @@ pub struct Watched<S> {
     moved: Arc<AtomicU64>,
     /// Waits for the bucket to refill, per direction (read, write).
     waits: [Option<Pin<Box<tokio::time::Sleep>>>; 2],
+    /// Wraps the sprite's end (a connection into it): reads are what the sprite sent.
+    inward: bool,
 }
 
 impl<S> Watched<S> {
@@ -190,6 +192,29 @@ impl<S> Watched<S> {
             limiter,
             moved,
             waits: [None, None],
+            inward: false,
+        }
+    }
+
+    /// As [`Watched::new`], around the sprite's end of a connection into it (its URL,
+    /// a tunnel): what is read from it is what the sprite sent.
+    pub fn inward(
+        inner: S,
+        entry: Arc<Entry>,
+        limiter: Arc<Limiter>,
+        moved: Arc<AtomicU64>,
+    ) -> Self {
+        let mut watched = Self::new(inner, entry, limiter, moved);
+        watched.inward = true;
+        watched
+    }
+
+    /// The counter of bytes the sprite sent (`true`) or received.
+    fn counter(&self, sent_by_sprite: bool) -> &AtomicU64 {
+        if sent_by_sprite {
+            &self.entry.bytes_out
+        } else {
+            &self.entry.bytes_in
         }
     }
 
@@ -237,7 +262,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         unsafe { buf.assume_init(got) };
         buf.advance(got);
         self.limiter.refund(granted - got);
-        self.entry.bytes_in.fetch_add(got as u64, Ordering::Relaxed);
+        self.counter(self.inward)
+            .fetch_add(got as u64, Ordering::Relaxed);
         self.moved.fetch_add(got as u64, Ordering::Relaxed);
         polled
     }
@@ -262,8 +288,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
             _ => 0,
         };
         self.limiter.refund(granted - written);
-        self.entry
-            .bytes_out
+        self.counter(!self.inward)
             .fetch_add(written as u64, Ordering::Relaxed);
         self.moved.fetch_add(written as u64, Ordering::Relaxed);
         polled

@@ -267,6 +267,22 @@ impl Gateway {
         self.policy(tenant_id, sprite_id).await
     }
 
+    /// A connection into the sprite (`what`: its URL, a tunnel), logged, counted,
+    /// limited and cut like the way out: one meter, one price, one bandwidth.
+    pub fn inward<S>(
+        &self,
+        sprite_id: i64,
+        own_mbps: Option<i64>,
+        what: &str,
+        port: u16,
+        stream: S,
+    ) -> Watched<S> {
+        let entry = Entry::new(what, port, true, "into the sprite".into());
+        self.log.record(sprite_id, &entry);
+        let limiter = self.limiter(sprite_id, self.mbps_of(own_mbps));
+        Watched::inward(stream, entry, limiter, self.counter(sprite_id))
+    }
+
     /// Cuts every open connection of a sprite (paused, deleted).
     pub fn cut_all(&self, sprite_id: i64) {
         for open in self.log.open(sprite_id) {

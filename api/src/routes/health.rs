@@ -36,6 +36,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 async fn metrics(State(state): State<AppState>) -> Response {
     let mut out = String::new();
     state.metrics.render_requests(&mut out);
+    state.front.metrics.render(&mut out);
     let states = crate::db::sprites::count_by_state(&state.pool)
         .await
         .unwrap_or_default();

@@ -6,6 +6,7 @@ pub mod exec;
 pub mod files;
 pub mod health;
 pub mod images;
+pub mod ingress;
 pub mod limits;
 pub mod money;
 pub mod network;

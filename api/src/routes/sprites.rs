@@ -10,6 +10,7 @@ use crate::error::ApiResult;
 use crate::extract::{AppJson, Scoped, SpritesRead, SpritesWrite};
 use crate::names::PauseReason;
 use crate::sprites::lifecycle::CreateSprite;
+use crate::sprites::settings::UpdateSprite;
 use crate::sprites::to_completion;
 use crate::sprites::view::SpriteView;
 use crate::state::AppState;
@@ -18,7 +19,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
-        .routes(routes!(get_one, delete))
+        .routes(routes!(get_one, update, delete))
         .routes(routes!(pause))
         .routes(routes!(resume))
 }
@@ -76,6 +77,20 @@ async fn get_one(
     Path(name): Path<String>,
 ) -> ApiResult<AppJson<SpriteView>> {
     let sprite = state.sprites()?.get(&caller, &name).await?;
+    Ok(AppJson(state.sprites()?.view(sprite).await?))
+}
+
+/// Changes a sprite's settings: `http_port`, `url_auth`, `idle_timeout_s`.
+#[utoipa::path(patch, path = "/v1/sprites/{name}", request_body = UpdateSprite, tag = "sprites", security(("bearer" = [])),
+    params(("name" = String, Path)), responses((status = 200, body = SpriteView), (status = 404, body = crate::error::Problem),
+              (status = 422, body = crate::error::Problem)))]
+async fn update(
+    State(state): State<AppState>,
+    Scoped(caller, ..): Scoped<SpritesWrite>,
+    Path(name): Path<String>,
+    AppJson(request): AppJson<UpdateSprite>,
+) -> ApiResult<AppJson<SpriteView>> {
+    let sprite = state.sprites()?.update(&caller, &name, request).await?;
     Ok(AppJson(state.sprites()?.view(sprite).await?))
 }
 

@@ -25,9 +25,17 @@ pub struct CreateSprite {
     /// Its bandwidth through the way out, megabits per second (both ways together), at
     /// most the operator's `CORRAL_NETWORK_MBPS`, which is also the default.
     pub network_mbps: Option<i64>,
+    /// The port inside the sprite its URL reaches (default 8080).
+    pub http_port: Option<i64>,
+    /// Who may open its URL: `sprite` (default: a token with `sprites:http`, or a
+    /// link's cookie) or `public` (anyone).
+    pub url_auth: Option<crate::names::UrlAuth>,
 }
 
-fn in_range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, ApiError> {
+/// The port a sprite's URL reaches when its create names none.
+pub const DEFAULT_HTTP_PORT: i64 = 8080;
+
+pub(super) fn in_range(field: &str, value: i64, min: i64, max: i64) -> Result<i64, ApiError> {
     if (min..=max).contains(&value) {
         Ok(value)
     } else {
@@ -118,6 +126,13 @@ impl Sprites {
                 .network_mbps
                 .map(|m| in_range("network_mbps", m, 1, i64::from(self.config.network_mbps)))
                 .transpose()?,
+            http_port: in_range(
+                "http_port",
+                request.http_port.unwrap_or(DEFAULT_HTTP_PORT),
+                1,
+                65_535,
+            )?,
+            url_auth: request.url_auth.unwrap_or_default(),
         };
         if let Some(done) = self
             .register(caller, &limits, &mut row, idempotency_key)

@@ -10,9 +10,11 @@ pub mod images;
 pub mod lifecycle;
 pub mod limits;
 pub mod oci;
+pub mod ports;
 mod reach;
 mod reconcile;
 mod recover;
+pub mod settings;
 pub mod view;
 
 use std::collections::HashMap;
@@ -40,6 +42,9 @@ pub struct Sprites {
     admission: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Work in flight per sprite (exec, files, console): a busy sprite is not idle.
     busy: Mutex<HashMap<i64, usize>>,
+    /// When each sprite's activity was last written by a connection into it (at most
+    /// once a second, so a busy URL does not write the database per request).
+    touched: Mutex<HashMap<i64, i64>>,
     /// Decides whether spending allows a sprite to run (metering's hard cap).
     gate: Arc<dyn BudgetGate>,
     /// Disk bytes seen by the latest metering sample of each sprite, so listing many
@@ -50,6 +55,8 @@ pub struct Sprites {
     started: tokio::sync::watch::Sender<bool>,
     /// Tenants' secrets: every command gets their placeholders.
     secrets: std::sync::OnceLock<Arc<crate::egress::secrets::Secrets>>,
+    /// Where sprites' URLs point.
+    front: std::sync::OnceLock<Arc<crate::ingress::FrontDoor>>,
 }
 
 /// Longest a call waits for the sprites frozen at start to be thawed.
@@ -103,16 +110,23 @@ impl Sprites {
             locks: Mutex::default(),
             admission: Mutex::default(),
             busy: Mutex::default(),
+            touched: Mutex::default(),
             gate,
             disk_seen: Mutex::default(),
             started: tokio::sync::watch::Sender::new(true),
             secrets: std::sync::OnceLock::new(),
+            front: std::sync::OnceLock::new(),
         }
     }
 
     /// Where tenants' secrets are (their placeholders go into every command).
     pub fn set_secrets(&self, secrets: Arc<crate::egress::secrets::Secrets>) {
         let _ = self.secrets.set(secrets);
+    }
+
+    /// Where sprites' URLs point (shown in their views).
+    pub fn set_front(&self, front: Arc<crate::ingress::FrontDoor>) {
+        let _ = self.front.set(front);
     }
 
     /// `CORRAL_SECRET_<NAME>` placeholders of the tenant's secrets.
@@ -268,6 +282,7 @@ pub fn driver_error(error: DriverError) -> ApiError {
         DriverError::Invalid(why) => ApiError::Validation(why),
         DriverError::DiskFull => ApiError::Conflict("the sprite's disk is full".into()),
         DriverError::Unavailable(why) => ApiError::Unavailable(why),
+        DriverError::Refused(why) => ApiError::BadGateway(why),
         other => ApiError::Internal(anyhow::Error::new(other)),
     }
 }

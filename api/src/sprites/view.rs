@@ -8,7 +8,7 @@ use super::Sprites;
 use crate::db::sprites::{CheckpointRow, SpriteRow};
 use crate::domain::rfc3339;
 use crate::error::ApiResult;
-use crate::names::{PauseReason, SpriteState};
+use crate::names::{PauseReason, SpriteState, UrlAuth};
 
 /// A sprite.
 #[derive(Serialize, ToSchema)]
@@ -36,13 +36,29 @@ pub struct SpriteView {
     pub created_by_token: Option<String>,
     /// Spent by this sprite so far, in nano-dollars.
     pub cost_nanos: i64,
+    /// Its URL: requests reach `http_port` inside it (waking it when idle).
+    pub url: String,
+    /// The port inside the sprite its URL reaches.
+    pub http_port: i64,
+    /// Who may open its URL: `sprite` (a token with `sprites:http`, or a link's cookie)
+    /// or `public`.
+    pub url_auth: UrlAuth,
 }
 
 impl SpriteView {
     /// The view of a row with its disk use and cost.
-    pub fn new(row: SpriteRow, disk_used_bytes: u64, cost_nanos: i64, why: Option<String>) -> Self {
+    pub fn new(
+        row: SpriteRow,
+        disk_used_bytes: u64,
+        cost_nanos: i64,
+        url: String,
+        why: Option<String>,
+    ) -> Self {
         Self {
             pause_why: why,
+            url,
+            http_port: row.http_port,
+            url_auth: row.url_auth,
             name: row.name,
             state: row.state,
             image: row.image,
@@ -82,8 +98,9 @@ impl Sprites {
 
     fn view_with_cost(&self, row: SpriteRow, cost: i64) -> SpriteView {
         let disk = self.disk_used(&row);
+        let url = self.front.get().map(|f| f.url_of(&row)).unwrap_or_default();
         let why = self.pause_why(&row);
-        SpriteView::new(row, disk, cost, why)
+        SpriteView::new(row, disk, cost, url, why)
     }
 }
 

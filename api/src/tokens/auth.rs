@@ -72,6 +72,25 @@ impl Keys {
             .expect("HS256 signing of plain claims cannot fail")
     }
 
+    /// Signs other claims (a sprite link, a sprite cookie) for audience `aud`: they carry
+    /// no `jti`, so they never pass as a bearer token.
+    pub fn sign_for<T: Serialize>(&self, claims: &T) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
+    }
+
+    /// Checks claims signed by [`Keys::sign_for`] for audience `aud`: signature,
+    /// algorithm, audience and expiry (no leeway).
+    pub fn verify_for<T: serde::de::DeserializeOwned>(&self, token: &str, aud: &str) -> Option<T> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.set_audience(&[aud]);
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        jsonwebtoken::decode::<T>(token, &self.decoding, &validation)
+            .ok()
+            .map(|data| data.claims)
+    }
+
     /// Checks signature, algorithm and expiry (no leeway).
     pub fn verify(&self, token: &str) -> Option<Claims> {
         let mut validation = Validation::new(Algorithm::HS256);

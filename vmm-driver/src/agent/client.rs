@@ -14,7 +14,7 @@ use super::inbound::{self, Delivery, Role, Table};
 use super::outbound::{EgressSlot, SendFrames, Streams};
 use super::proto::{
     read_frame_max, ErrorInfo, ErrorKind, ExecSpec, ExitInfo, Frame, Kind, ReadSpec, WriteSpec,
-    AGENT_CHAN, CHUNK,
+    AGENT_CHAN, CHUNK, DIAL_CHAN,
 };
 use crate::{DriverError, ExecControl, ExecEvent, ExecOutput, ExecRequest, ExecStream, Result};
 
@@ -73,6 +73,10 @@ impl Inner {
 #[derive(Clone)]
 pub struct AgentClient {
     inner: Arc<Inner>,
+    /// The connections over the stream, both ways.
+    streams: Arc<Streams>,
+    /// Writes frames for the connections.
+    send: SendFrames,
 }
 
 /// Removes a channel from the table when its request is done or abandoned, and kills
@@ -142,7 +146,9 @@ impl AgentClient {
             })
         });
         let reader = inner.clone();
+        let (routed, sends) = (streams.clone(), send.clone());
         tokio::spawn(async move {
+            let (streams, send) = (routed, sends);
             let violation = loop {
                 let frame = match read_frame_max(&mut r, inbound::MAX_INBOUND).await {
                     Ok(Some(frame)) => frame,
@@ -158,7 +164,7 @@ impl AgentClient {
                 if let Err(why) = inbound::check(&frame) {
                     break Some(why);
                 }
-                if frame.chan & AGENT_CHAN != 0 {
+                if frame.chan & (AGENT_CHAN | DIAL_CHAN) != 0 {
                     match streams.route(frame, &send) {
                         Ok(()) => continue,
                         Err(why) => break Some(why),
@@ -187,7 +193,22 @@ impl AgentClient {
             streams.clear();
             let _ = reader.writer.lock().await.shutdown().await;
         });
-        Self { inner }
+        Self {
+            inner,
+            streams,
+            send,
+        }
+    }
+
+    /// A connection to `port` on the machine's loopback; `Err` says why not.
+    pub async fn dial(&self, port: u16) -> Result<Box<dyn crate::EgressStream>> {
+        if self.is_closed() {
+            return Err(self.inner.lost());
+        }
+        self.streams
+            .dial(port, &self.send)
+            .await
+            .map_err(DriverError::Refused)
     }
 
     /// Whether the agent has gone away (the machine stopped or was checkpointed).

@@ -10,6 +10,7 @@ pub mod client;
 #[cfg(test)]
 mod client_tests;
 mod connect;
+mod dial;
 mod exec;
 mod files;
 mod inbound;

@@ -128,13 +128,13 @@ pub fn deliver(frame: Frame) {
     }
 }
 
-fn send(out: &Out, kind: Kind, chan: u32, payload: Vec<u8>) -> bool {
+pub(super) fn send(out: &Out, kind: Kind, chan: u32, payload: Vec<u8>) -> bool {
     out.blocking_send(Frame::new(kind, chan, payload).encode())
         .is_ok()
 }
 
-/// A connection the host agreed to.
-struct Channel {
+/// A connection the host agreed to (or opened).
+pub(super) struct Channel {
     chan: u32,
     frames: Receiver<Frame>,
     credit: Arc<(Mutex<Credit>, Condvar)>,
@@ -150,9 +150,9 @@ impl Drop for Registered {
     }
 }
 
-/// Asks the host for a connection to `host:port`; `Err` holds why not.
-fn open(out: &Out, host: &str, port: u16) -> Result<Channel, String> {
-    let chan = AGENT_CHAN | (NEXT.fetch_add(1, Ordering::Relaxed) & !AGENT_CHAN).max(1);
+/// Registers connection `chan` with the frame router: its frames from the host reach
+/// the returned channel until it drops.
+pub(super) fn register(chan: u32) -> Channel {
     let (tx, frames) = channel();
     let credit = Arc::new((
         Mutex::new(Credit {
@@ -168,12 +168,18 @@ fn open(out: &Out, host: &str, port: u16) -> Result<Channel, String> {
             credit: credit.clone(),
         },
     );
-    let channel = Channel {
+    Channel {
         chan,
         frames,
         credit,
         _registered: Registered(chan),
-    };
+    }
+}
+
+/// Asks the host for a connection to `host:port`; `Err` holds why not.
+fn open(out: &Out, host: &str, port: u16) -> Result<Channel, String> {
+    let chan = AGENT_CHAN | (NEXT.fetch_add(1, Ordering::Relaxed) & !AGENT_CHAN).max(1);
+    let channel = register(chan);
     let request = NetOpen {
         host: host.to_string(),
         port,
@@ -203,7 +209,7 @@ fn open(out: &Out, host: &str, port: u16) -> Result<Channel, String> {
 
 /// Carries bytes both ways between a program's socket and the host until both
 /// directions are done (or either side resets). `first` goes to the host first.
-fn pipe(conn: TcpStream, channel: Channel, first: Vec<u8>, out: &Out) {
+pub(super) fn pipe(conn: TcpStream, channel: Channel, first: Vec<u8>, out: &Out) {
     let chan = channel.chan;
     let Ok(mut to_program) = conn.try_clone() else {
         send(out, Kind::NetReset, chan, Vec::new());
@@ -217,7 +223,9 @@ fn pipe(conn: TcpStream, channel: Channel, first: Vec<u8>, out: &Out) {
             let mut unacked = 0u32;
             // The loop ends when the connection is over: the socket goes too, so the
             // reading side stops.
-            let _closes = CloseOnDrop(to_program.try_clone().ok());
+            // Ends the connection both ways if this thread ends any other way than the
+            // host's end of its bytes (after which the program may still send).
+            let mut closes = CloseOnDrop(to_program.try_clone().ok());
             while let Ok(frame) = frames.recv() {
                 match frame.kind {
                     Kind::NetData => {
@@ -240,6 +248,7 @@ fn pipe(conn: TcpStream, channel: Channel, first: Vec<u8>, out: &Out) {
                     }
                     Kind::NetEnd => {
                         let _ = to_program.shutdown(Shutdown::Write);
+                        closes.0 = None;
                         return;
                     }
                     _ => {

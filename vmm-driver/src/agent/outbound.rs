@@ -1,23 +1,30 @@
 //! The host's side of the connections programs in a sprite open through the agent's
 //! proxy (see `net`): each `NetOpen` is put to the machine's [`Egress`] (which decides
 //! and dials), and the bytes are carried both ways with a window of [`NET_WINDOW`] per
-//! direction. The agent is untrusted: a stream it did not open, bytes past the window,
+//! direction. The same carriage serves the connections the host opens into the sprite
+//! ([`Streams::dial`]: a request to its URL, a tunnel). The agent is untrusted: a stream it did not open, bytes past the window,
 //! or more than [`MAX_STREAMS`] at once are violations or refusals, never memory.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
-use super::proto::{Frame, Kind, NetOpen, NetReply, CHUNK, NET_WINDOW};
-use crate::{Egress, MachineId};
+use super::proto::{
+    Dial, Frame, Kind, NetOpen, NetReply, AGENT_CHAN, CHUNK, DIAL_CHAN, NET_WINDOW,
+};
+use crate::{Egress, EgressStream, MachineId};
 
 /// Connections one machine may have open at once.
 pub const MAX_STREAMS: usize = 256;
 /// Acknowledge bytes written upstream once this many are (the agent's window).
 const ACK_EVERY: u32 = 64 << 10;
+/// How long the agent may take to answer a dial.
+const DIAL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Bytes buffered between a dialled connection's carriage and its user.
+const DIAL_BUFFER: usize = 64 << 10;
 
 /// Where a machine's connections are decided, settable after machines exist.
 pub type EgressSlot = Arc<RwLock<Option<Arc<dyn Egress>>>>;
@@ -38,6 +45,30 @@ struct Open {
     credit: Arc<Semaphore>,
     /// Set when either side resets.
     reset: Arc<Notify>,
+    /// For a connection the host dialled: where the agent's answer goes.
+    pending: Option<oneshot::Sender<NetReply>>,
+}
+
+impl Open {
+    fn new(frames: mpsc::UnboundedSender<Frame>) -> Self {
+        Self {
+            frames,
+            queued: Arc::default(),
+            credit: Arc::new(Semaphore::new(NET_WINDOW as usize)),
+            reset: Arc::new(Notify::new()),
+            pending: None,
+        }
+    }
+}
+
+/// What carries one connection's bytes, taken from its [`Open`] entry.
+struct Carriage {
+    chan: u32,
+    from_agent: mpsc::UnboundedReceiver<Frame>,
+    queued: Arc<AtomicI64>,
+    credit: Arc<Semaphore>,
+    reset: Arc<Notify>,
+    send: SendFrames,
 }
 
 /// The open connections of one machine.
@@ -45,6 +76,7 @@ pub struct Streams {
     machine: Option<MachineId>,
     egress: EgressSlot,
     open: Mutex<HashMap<u32, Open>>,
+    next_dial: AtomicU32,
 }
 
 impl Streams {
@@ -54,6 +86,7 @@ impl Streams {
             machine: MachineId::parse(label),
             egress,
             open: Mutex::default(),
+            next_dial: AtomicU32::new(1),
         }
     }
 
@@ -72,7 +105,7 @@ impl Streams {
     pub fn route(self: &Arc<Self>, frame: Frame, send: &SendFrames) -> Result<(), String> {
         let chan = frame.chan;
         match frame.kind {
-            Kind::NetOpen => {
+            Kind::NetOpen if chan & AGENT_CHAN != 0 => {
                 let request: NetOpen = frame.parse().map_err(|e| format!("a bad NetOpen: {e}"))?;
                 let mut open = self.lock();
                 if open.contains_key(&chan) {
@@ -91,27 +124,36 @@ impl Streams {
                     return Ok(());
                 }
                 let (tx, rx) = mpsc::unbounded_channel();
-                let entry = Open {
-                    frames: tx,
-                    queued: Arc::default(),
-                    credit: Arc::new(Semaphore::new(NET_WINDOW as usize)),
-                    reset: Arc::new(Notify::new()),
+                let entry = Open::new(tx);
+                let carriage = Carriage {
+                    chan,
+                    from_agent: rx,
+                    queued: entry.queued.clone(),
+                    credit: entry.credit.clone(),
+                    reset: entry.reset.clone(),
+                    send: send.clone(),
                 };
-                let (queued, credit, reset) = (
-                    entry.queued.clone(),
-                    entry.credit.clone(),
-                    entry.reset.clone(),
-                );
                 open.insert(chan, entry);
                 drop(open);
-                let (streams, send) = (self.clone(), send.clone());
+                let streams = self.clone();
                 tokio::spawn(async move {
-                    streams
-                        .carry(chan, request, rx, queued, credit, reset, send)
-                        .await;
+                    streams.carry(request, carriage).await;
                     streams.lock().remove(&chan);
                 });
                 Ok(())
+            }
+            Kind::NetReply if chan & DIAL_CHAN != 0 => {
+                let reply: NetReply = frame.parse().map_err(|e| format!("a bad NetReply: {e}"))?;
+                let mut open = self.lock();
+                match open.get_mut(&chan).map(|o| o.pending.take()) {
+                    Some(Some(waiting)) => {
+                        let _ = waiting.send(reply);
+                        Ok(())
+                    }
+                    Some(None) => Err(format!("a second NetReply for connection {chan:#x}")),
+                    // The dial was given up on.
+                    None => Ok(()),
+                }
             }
             Kind::NetAck => {
                 let n = super::proto::acked(&frame.payload);
@@ -148,19 +190,67 @@ impl Streams {
         }
     }
 
+    /// Opens a connection to `port` on the sprite's loopback: the agent connects, and
+    /// the returned stream carries the bytes (with the same window as the way out).
+    /// `Err` says why not (nothing listens on the port, the agent is gone).
+    pub async fn dial(
+        self: &Arc<Self>,
+        port: u16,
+        send: &SendFrames,
+    ) -> Result<Box<dyn EgressStream>, String> {
+        let chan = DIAL_CHAN | (self.next_dial.fetch_add(1, Ordering::Relaxed) % DIAL_CHAN).max(1);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (answered, answer) = oneshot::channel();
+        let mut entry = Open::new(tx);
+        entry.pending = Some(answered);
+        let carriage = Carriage {
+            chan,
+            from_agent: rx,
+            queued: entry.queued.clone(),
+            credit: entry.credit.clone(),
+            reset: entry.reset.clone(),
+            send: send.clone(),
+        };
+        {
+            let mut open = self.lock();
+            if open.len() >= MAX_STREAMS {
+                return Err(format!(
+                    "too many connections at once (at most {MAX_STREAMS})"
+                ));
+            }
+            open.insert(chan, entry);
+        }
+        // Forgets the connection however this ends before the carriage takes it over.
+        let mut forget = Forget(Some((self.clone(), chan)));
+        if !send(vec![Frame::json(Kind::Dial, chan, &Dial { port })]).await {
+            return Err("the sprite's agent is gone".into());
+        }
+        let reply = match tokio::time::timeout(DIAL_WAIT, answer).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => return Err("the sprite's agent is gone".into()),
+            Err(_) => {
+                return Err(format!(
+                    "the sprite's agent did not answer in {} s",
+                    DIAL_WAIT.as_secs()
+                ))
+            }
+        };
+        if !reply.ok {
+            return Err(reply.message);
+        }
+        let (ours, theirs) = tokio::io::duplex(DIAL_BUFFER);
+        let streams = self.clone();
+        forget.0 = None;
+        tokio::spawn(async move {
+            pump(theirs, carriage).await;
+            streams.lock().remove(&chan);
+        });
+        Ok(Box::new(ours))
+    }
+
     /// Asks the egress for the connection, answers the agent, then carries bytes until
     /// both directions are done or either side resets.
-    #[allow(clippy::too_many_arguments)]
-    async fn carry(
-        &self,
-        chan: u32,
-        request: NetOpen,
-        mut from_agent: mpsc::UnboundedReceiver<Frame>,
-        queued: Arc<AtomicI64>,
-        credit: Arc<Semaphore>,
-        reset: Arc<Notify>,
-        send: SendFrames,
-    ) {
+    async fn carry(&self, request: NetOpen, carriage: Carriage) {
         let egress = self
             .egress
             .read()
@@ -172,6 +262,7 @@ impl Streams {
             }
             _ => Err("this sprite has no network (the server set no way out)".into()),
         };
+        let (chan, send) = (carriage.chan, carriage.send.clone());
         let upstream = match connected {
             Ok(upstream) => upstream,
             Err(message) => {
@@ -187,61 +278,86 @@ impl Streams {
         if !send(vec![Frame::json(Kind::NetReply, chan, &reply)]).await {
             return;
         }
-        let (mut read, mut write) = tokio::io::split(upstream);
-        let down = async {
-            let mut buf = vec![0u8; CHUNK.min(64 << 10)];
-            loop {
-                let n = match read.read(&mut buf).await {
-                    Ok(0) => {
-                        send(vec![Frame::new(Kind::NetEnd, chan, Vec::new())]).await;
-                        return;
-                    }
-                    Ok(n) => n,
-                    Err(_) => {
+        pump(upstream, carriage).await;
+    }
+}
+
+/// Removes a dialled connection that never got going.
+struct Forget(Option<(Arc<Streams>, u32)>);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        if let Some((streams, chan)) = self.0.take() {
+            streams.lock().remove(&chan);
+        }
+    }
+}
+
+/// Carries bytes between `local` and the agent until both directions are done or
+/// either side resets.
+async fn pump<S: AsyncRead + AsyncWrite>(local: S, carriage: Carriage) {
+    let Carriage {
+        chan,
+        mut from_agent,
+        queued,
+        credit,
+        reset,
+        send,
+    } = carriage;
+    let (mut read, mut write) = tokio::io::split(local);
+    let down = async {
+        let mut buf = vec![0u8; CHUNK.min(64 << 10)];
+        loop {
+            let n = match read.read(&mut buf).await {
+                Ok(0) => {
+                    send(vec![Frame::new(Kind::NetEnd, chan, Vec::new())]).await;
+                    return;
+                }
+                Ok(n) => n,
+                Err(_) => {
+                    send(vec![Frame::new(Kind::NetReset, chan, Vec::new())]).await;
+                    return;
+                }
+            };
+            match credit.acquire_many(n as u32).await {
+                Ok(permits) => permits.forget(),
+                Err(_) => return,
+            }
+            if !send(vec![Frame::new(Kind::NetData, chan, buf[..n].to_vec())]).await {
+                return;
+            }
+        }
+    };
+    let up = async {
+        let mut unacked = 0u32;
+        while let Some(frame) = from_agent.recv().await {
+            queued.fetch_sub(frame.payload.len() as i64, Ordering::SeqCst);
+            match frame.kind {
+                Kind::NetData => {
+                    if write.write_all(&frame.payload).await.is_err() {
                         send(vec![Frame::new(Kind::NetReset, chan, Vec::new())]).await;
                         return;
                     }
-                };
-                match credit.acquire_many(n as u32).await {
-                    Ok(permits) => permits.forget(),
-                    Err(_) => return,
+                    unacked += frame.payload.len() as u32;
+                    if unacked >= ACK_EVERY {
+                        let ack = unacked.to_le_bytes().to_vec();
+                        send(vec![Frame::new(Kind::NetAck, chan, ack)]).await;
+                        unacked = 0;
+                    }
                 }
-                if !send(vec![Frame::new(Kind::NetData, chan, buf[..n].to_vec())]).await {
+                Kind::NetEnd => {
+                    let _ = write.shutdown().await;
                     return;
                 }
+                _ => return,
             }
-        };
-        let up = async {
-            let mut unacked = 0u32;
-            while let Some(frame) = from_agent.recv().await {
-                queued.fetch_sub(frame.payload.len() as i64, Ordering::SeqCst);
-                match frame.kind {
-                    Kind::NetData => {
-                        if write.write_all(&frame.payload).await.is_err() {
-                            send(vec![Frame::new(Kind::NetReset, chan, Vec::new())]).await;
-                            return;
-                        }
-                        unacked += frame.payload.len() as u32;
-                        if unacked >= ACK_EVERY {
-                            let ack = unacked.to_le_bytes().to_vec();
-                            send(vec![Frame::new(Kind::NetAck, chan, ack)]).await;
-                            unacked = 0;
-                        }
-                    }
-                    Kind::NetEnd => {
-                        let _ = write.shutdown().await;
-                        return;
-                    }
-                    _ => return,
-                }
-            }
-        };
-        // A reset from either side (or the policy, through the egress stream failing)
-        // ends both directions at once.
-        tokio::select! {
-            _ = async { tokio::join!(down, up) } => {}
-            _ = reset.notified() => {}
         }
+    };
+    // A reset from either side (or the policy, through the egress stream failing)
+    // ends both directions at once.
+    tokio::select! {
+        _ = async { tokio::join!(down, up) } => {}
+        _ = reset.notified() => {}
     }
 }
 

@@ -5,7 +5,9 @@
 //! fresh `chan` for every command or file transfer; every frame about it carries that
 //! number, so many commands run at once over the same stream. A connection a program in
 //! the sprite opens through the agent's proxy is a channel the agent picks, with the
-//! high bit set ([`AGENT_CHAN`]), so the two never collide.
+//! high bit set ([`AGENT_CHAN`]), so the two never collide; a connection the host opens
+//! to a port inside the sprite (a request to the sprite's URL, a tunnel) is a channel
+//! the driver picks with [`DIAL_CHAN`] set.
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -18,6 +20,8 @@ pub const MAX_PAYLOAD: usize = 4 << 20;
 pub const CHUNK: usize = 256 << 10;
 /// The bit set in the channel of every connection the agent opens.
 pub const AGENT_CHAN: u32 = 1 << 31;
+/// The bit set in the channel of every connection the host opens into the sprite.
+pub const DIAL_CHAN: u32 = 1 << 30;
 /// Bytes of a connection either side may send before the other acknowledges them: the
 /// flow control that keeps a slow reader from filling the other side's memory.
 pub const NET_WINDOW: u32 = 1 << 20;
@@ -44,8 +48,11 @@ pub enum Kind {
     /// Driver → agent: signal the terminal's foreground process group (the number as
     /// 4 bytes LE).
     Signal = 10,
-    /// Driver → agent: the answer to a [`Kind::NetOpen`] ([`NetReply`] as JSON).
+    /// Either way: the answer to a [`Kind::NetOpen`] (driver → agent) or a
+    /// [`Kind::Dial`] (agent → driver), [`NetReply`] as JSON.
     NetReply = 11,
+    /// Driver → agent: connect to a port on the sprite's loopback ([`Dial`] as JSON).
+    Dial = 12,
     /// Either way: a chunk of file contents.
     FileData = 7,
     /// Either way: the end of a file's contents.
@@ -85,6 +92,7 @@ impl Kind {
                 | Kind::Error
                 | Kind::Done
                 | Kind::NetOpen
+                | Kind::NetReply
                 | Kind::NetData
                 | Kind::NetEnd
                 | Kind::NetReset
@@ -106,6 +114,7 @@ impl Kind {
             9 => Resize,
             10 => Signal,
             11 => NetReply,
+            12 => Dial,
             16 => Stdout,
             17 => Stderr,
             18 => Exit,
@@ -278,7 +287,14 @@ pub struct NetOpen {
     pub port: u16,
 }
 
-/// The driver's answer to a [`NetOpen`].
+/// A connection the host wants to a port on the sprite's loopback.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Dial {
+    /// The port (tried on 127.0.0.1, then on ::1).
+    pub port: u16,
+}
+
+/// The answer to a [`NetOpen`] or a [`Dial`].
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NetReply {
     /// Connected: bytes may flow.

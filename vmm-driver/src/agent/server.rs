@@ -12,8 +12,8 @@ use std::os::fd::AsRawFd;
 
 use tokio::sync::mpsc;
 
-use super::proto::{read_frame_sync, Frame, Kind, AGENT_CHAN};
-use super::{exec, files, net};
+use super::proto::{read_frame_sync, Frame, Kind, AGENT_CHAN, DIAL_CHAN};
+use super::{dial, exec, files, net};
 
 /// A blocking view of the stream that also copes with `EAGAIN` (gVisor may hand the
 /// socket in non-blocking): it then polls, with a timeout so that a lost wake-up (around
@@ -129,7 +129,11 @@ pub async fn serve(input: std::fs::File, output: std::fs::File) -> std::io::Resu
                 chans.insert(chan, tx);
                 tokio::spawn(files::write(chan, spec, rx, out.clone()));
             }
-            _ if chan & AGENT_CHAN != 0 => net::deliver(frame),
+            Kind::Dial if chan & DIAL_CHAN != 0 => match frame.parse() {
+                Ok(request) => dial::dial(chan, request, &out),
+                Err(e) => break Err(e),
+            },
+            _ if chan & (AGENT_CHAN | DIAL_CHAN) != 0 => net::deliver(frame),
             Kind::ReadFile => match frame.parse() {
                 Ok(spec) => {
                     tokio::spawn(files::read(chan, spec, out.clone()));

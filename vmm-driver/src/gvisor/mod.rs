@@ -189,6 +189,10 @@ impl Driver for Gvisor {
         self.agent(&*self.get(id)?).await?.exec_stream(req).await
     }
 
+    async fn dial(&self, id: &MachineId, port: u16) -> Result<Box<dyn crate::EgressStream>> {
+        self.agent(&*self.get(id)?).await?.dial(port).await
+    }
+
     async fn read_file(&self, id: &MachineId, path: &str, max_bytes: u64) -> Result<Vec<u8>> {
         self.agent(&*self.get(id)?)
             .await?
