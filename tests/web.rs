@@ -761,7 +761,15 @@ async fn sprite_page(client: &Client, row: &str) -> Result<()> {
     page.text_where("#sprite-page-name", |t| t == "web-test")
         .await?;
     page.text_where("#sp-image", |t| t == "default").await?;
-    page.text_where("#sp-idle", |t| t.contains("s idle"))
+    page.text_where("#sp-idle", |t| t == "pauses after 60 s idle")
+        .await?;
+    // The idle timeout changes from the page; the sprite's URL shows with it.
+    page.click("#sp-idle-edit").await?;
+    client.send_alert_text("900").await?;
+    client.accept_alert().await?;
+    page.text_where("#sp-idle", |t| t == "pauses after 900 s idle")
+        .await?;
+    page.text_where("#sp-url", |t| t.starts_with("http://web-test--"))
         .await?;
 
     // One command: its output and exit code.

@@ -1,5 +1,5 @@
 // A sprite's own page (a card opened from its row): what it is and costs, why it is
-// paused, what kept it awake; a one-shot command with its output and exit code; its
+// paused, what kept it awake, its idle timeout (changeable), its URL; a one-shot command with its output and exit code; its
 // checkpoints (create with a comment, restore, delete); files up and down; its cost
 // by hour. The terminal card (terminal.js) opens from here too.
 
@@ -21,7 +21,7 @@ export async function open(name) {
   for (const id of ["sp-output", "sp-exit", "sp-file-status", "sp-file-preview"]) $(id).textContent = "";
   $("sp-output").hidden = true;
   $("sp-file-preview").hidden = true;
-  for (const id of ["sp-error", "sp-run-error", "sp-cp-error", "sp-file-error"]) clearError(id);
+  for (const id of ["sp-error", "sp-idle-error", "sp-run-error", "sp-cp-error", "sp-file-error"]) clearError(id);
   $("sprite-page-name").textContent = name;
   $("sprite-page").hidden = false;
   await load();
@@ -46,6 +46,7 @@ function renderSprite(s) {
   $("sp-image").textContent = s.image;
   $("sp-size").textContent = `${s.cpus} vCPU · ${s.memory_mb} MB memory · ${s.disk_mb} MB disk (${bytes(s.disk_used_bytes)} used)`;
   $("sp-idle").textContent = s.idle_timeout_s === 0 ? "never pauses when idle" : `pauses after ${s.idle_timeout_s} s idle`;
+  $("sp-idle").dataset.seconds = String(s.idle_timeout_s);
   $("sp-awake").textContent = `${s.last_activity}, ${when(s.last_active_at)}`;
   $("sp-cost").replaceChildren(amount(s.cost_nanos, roughUsd, formatUsd));
   // Issue 14 adds the sprite's URL; this line shows it once the API answers one.
@@ -159,5 +160,12 @@ onSubmit("sp-down-form", "sp-file-error", async () => {
   }
 });
 
+// The idle timeout is a setting of the sprite (`PATCH /v1/sprites/{name}`).
+$("sp-idle-edit").addEventListener("click", () => act("sp-idle-error", async () => {
+  const typed = prompt(`Pause ${current} after how many seconds without use? (0 = never)`, $("sp-idle").dataset.seconds);
+  if (typed === null) return;
+  if (!/^\d+$/.test(typed.trim())) throw new Error("The idle timeout is a whole number of seconds, such as 300.");
+  await api("PATCH", path(), { idle_timeout_s: Number(typed.trim()) });
+}));
 $("sp-terminal").addEventListener("click", () => terminal.open(current));
 $("sprite-page-close").addEventListener("click", close);
