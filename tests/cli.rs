@@ -14,6 +14,8 @@ use serde_json::Value;
 mod machines;
 #[path = "cli/terminal.rs"]
 mod terminal;
+#[path = "cli/token_budget.rs"]
+mod token_budget;
 
 const BIN: &str = env!("CARGO_BIN_EXE_corral");
 const PASSWORD: &str = "correct horse battery";

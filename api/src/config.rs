@@ -175,6 +175,8 @@ settings! {
     default_memory_mb: u64 = 512, "CORRAL_DEFAULT_MEMORY_MB", "Memory of a sprite created without `memory_mb`.";
     default_disk_mb: u64 = 1024, "CORRAL_DEFAULT_DISK_MB", "Disk of a sprite created without `disk_mb`.";
     default_idle_timeout_s: u64 = 60, "CORRAL_DEFAULT_IDLE_TIMEOUT_S", "Idle seconds before a sprite pauses (0 = never).";
+    idle_cpu_busy_pct: u32 = 5, "CORRAL_IDLE_CPU_BUSY_PCT", "CPU use (percent of one vCPU over CORRAL_IDLE_CPU_WINDOW_S) that counts as activity: a sprite this busy is not paused as idle (0 = only API calls count).";
+    idle_cpu_window_s: u64 = 10, "CORRAL_IDLE_CPU_WINDOW_S", "Seconds of CPU use the idle rule looks back over.";
     smtp_url: Option<Secret> = None, "CORRAL_SMTP_URL", "Mail server for alerts, e.g. smtp://127.0.0.1:2525.";
     smtp_from: String = "corral@localhost".into(), "CORRAL_SMTP_FROM", "Sender address of alert e-mails.";
     stripe_secret_key: Option<Secret> = None, "CORRAL_STRIPE_SECRET_KEY", "Stripe secret key; billing is off without it.";

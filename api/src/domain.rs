@@ -29,16 +29,12 @@ impl Email {
 pub struct Password(pub String);
 
 impl Password {
-    /// At least 8 and at most 256 characters.
+    /// At least 8 and at most 256 characters, and not a common or repetitive one
+    /// (`crate::passwords`).
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        match raw.chars().count() {
-            0..=7 => Err(ApiError::Validation(
-                "the password must have at least 8 characters".into(),
-            )),
-            257.. => Err(ApiError::Validation(
-                "the password must have at most 256 characters".into(),
-            )),
-            _ => Ok(Self(raw.to_string())),
+        match crate::passwords::weakness(raw) {
+            Some(why) => Err(ApiError::Validation(why)),
+            None => Ok(Self(raw.to_string())),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod money;
 pub mod names;
+pub mod passwords;
 pub mod ratelimit;
 pub mod routes;
 pub mod sprites;
@@ -68,6 +69,7 @@ pub fn router(state: AppState) -> Router {
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())
         .merge(routes::tokens::router())
+        .merge(routes::token_settings::router())
         .merge(routes::sprites::router())
         .merge(routes::limits::router())
         .merge(routes::money::router())

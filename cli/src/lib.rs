@@ -22,6 +22,7 @@ mod progress;
 mod secrets;
 mod sprites;
 mod terminal;
+mod token_budget;
 mod tokens;
 mod urls;
 mod ws;
@@ -117,7 +118,7 @@ pub enum Command {
     /// Checkpoints of a sprite's disk and memory.
     #[command(subcommand)]
     Checkpoint(checkpoints::CheckpointCommand),
-    /// API tokens: mint, list, revoke.
+    /// API tokens: mint, list, revoke, change a budget.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
     /// Show the spend cap and what is left of it; `budget set` changes it.

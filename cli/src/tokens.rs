@@ -1,4 +1,4 @@
-//! `tokens create|ls|revoke`: API tokens minted from the current one.
+//! `tokens create|ls|revoke|budget`: API tokens minted from the current one.
 
 use clap::Subcommand;
 use reqwest::Method;
@@ -36,6 +36,13 @@ pub enum TokensCommand {
     Revoke {
         /// The token's id.
         id: String,
+    },
+    /// Raise or lower a token's budget, within the budgets of the tokens above it.
+    Budget {
+        /// The token's id.
+        id: String,
+        /// Dollars per billing period (e.g. 5.00), or `none` for no budget of its own.
+        amount: String,
     },
 }
 
@@ -118,6 +125,9 @@ pub async fn run(client: &Client, command: TokensCommand, json: bool) -> anyhow:
                 ],
                 &rows,
             );
+        }
+        TokensCommand::Budget { id, amount } => {
+            return super::token_budget::run(client, &id, &amount, json).await;
         }
         TokensCommand::Revoke { id } => {
             client

@@ -1,5 +1,7 @@
 // The page's entry point: the signup and login forms, then the dashboard (account,
-// budget, sprites, images, API tokens), refreshed every few seconds while it is open.
+// budget, spend, sprites, images, API tokens), refreshed every few seconds while it is
+// open. A new card is a module with `load()` (and `reset()` if it keeps state) added
+// to CARDS below, and its markup in index.html.
 
 import { api, onSessionLost, session } from "./api.js";
 import * as billing from "./billing.js";
@@ -8,14 +10,34 @@ import * as images from "./images.js";
 import * as network from "./network.js";
 import * as secrets from "./secrets.js";
 import { $, clearError, onSubmit, showError, when } from "./dom.js";
+import * as spritePage from "./sprite-page.js";
+import * as spend from "./spend.js";
 import * as sprites from "./sprites.js";
 import * as tokens from "./tokens.js";
+
+// A refused field is outlined and named to screen readers until it is typed in again.
+const SIGNUP_FIELDS = { password: "signup-password", "e-mail": "signup-email", org: "signup-org" };
 
 const REFRESH_MS = 5000;
 let timer = null;
 
-function refresh() {
-  return Promise.all([billing.load(), budget.load(), sprites.load(), images.load(), network.refresh(), secrets.load(), tokens.load()]);
+/** Every card of the dashboard: each loads itself; `reset` forgets a logged-out person. */
+const CARDS = [
+  billing,
+  budget,
+  spend,
+  sprites,
+  spritePage,
+  images,
+  { load: network.refresh },
+  secrets,
+  tokens,
+];
+
+async function refresh() {
+  await Promise.all(CARDS.map((card) => card.load()));
+  // Which limit stops sprites needs the budget, the tokens and the sprites together.
+  budget.explain(tokens.list(), sprites.latest());
 }
 
 /** Shows the forms; `message` (why the session ended) goes above the login form. */
@@ -23,8 +45,7 @@ function showAuth(message) {
   clearInterval(timer);
   timer = null;
   session.clear();
-  budget.reset();
-  tokens.reset();
+  for (const card of CARDS) card.reset?.();
   $("dashboard").hidden = true;
   $("who").hidden = true;
   $("auth").hidden = false;
@@ -47,14 +68,30 @@ async function showDashboard() {
   timer = setInterval(refresh, REFRESH_MS);
 }
 
+for (const id of Object.values(SIGNUP_FIELDS)) {
+  $(id).addEventListener("input", () => $(id).removeAttribute("aria-invalid"));
+}
+
 onSessionLost(() => showAuth("Your session has ended. Log in again."));
 
 onSubmit("signup-form", "signup-error", async (form) => {
-  const answer = await api("POST", "/v1/signup", {
-    email: $("signup-email").value.trim(),
-    password: $("signup-password").value,
-    org: $("signup-org").value.trim(),
-  });
+  for (const id of Object.values(SIGNUP_FIELDS)) $(id).removeAttribute("aria-invalid");
+  let answer;
+  try {
+    answer = await api("POST", "/v1/signup", {
+      email: $("signup-email").value.trim(),
+      password: $("signup-password").value,
+      org: $("signup-org").value.trim(),
+    });
+  } catch (error) {
+    const text = error.message.toLowerCase();
+    const field = Object.keys(SIGNUP_FIELDS).find((word) => text.includes(word));
+    if (field) {
+      $(SIGNUP_FIELDS[field]).setAttribute("aria-invalid", "true");
+      $(SIGNUP_FIELDS[field]).focus();
+    }
+    throw error;
+  }
   session.set(answer.token);
   form.reset();
   await showDashboard();

@@ -56,13 +56,18 @@ export function onSubmit(formId, errorId, work) {
     event.preventDefault();
     clearError(errorId);
     const submit = form.querySelector("button[type=submit]");
+    // A loading indicator: the button waits (and says so to screen readers).
     submit.disabled = true;
+    submit.classList.add("busy");
+    form.setAttribute("aria-busy", "true");
     try {
       await work(form);
     } catch (error) {
       showError(errorId, error);
     } finally {
       submit.disabled = false;
+      submit.classList.remove("busy");
+      form.removeAttribute("aria-busy");
     }
   });
 }
@@ -89,3 +94,29 @@ export function when(iso) {
     ? iso
     : date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
+
+/** An amount rounded for people, the exact figure shown on hover. */
+export function amount(nanos, rough, exact) {
+  const span = el("span", rough(nanos), "amount");
+  span.title = exact(nanos);
+  return span;
+}
+
+/** Bytes for people: 8.0 KiB, 615.0 MiB, 1.2 GiB. */
+export function bytes(count) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let n = Number(count);
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${n} B` : `${n.toFixed(1)} ${units[unit]}`;
+}
+
+// An error stays until it is dismissed (a click on it) or the next try; refreshes never
+// wipe an action's error.
+document.addEventListener("click", (event) => {
+  const error = event.target instanceof Element ? event.target.closest(".error") : null;
+  if (error) clearError(error.id);
+});

@@ -63,3 +63,19 @@ export function parseUsd(text) {
   const nanos = BigInt(whole || "0") * NANOS_PER_DOLLAR + BigInt(frac.padEnd(9, "0"));
   return minus ? -nanos : nanos;
 }
+
+/**
+ * Nano-dollars rounded for people: "$0.13", "$1,234.57", "<$0.01" (never "$0.00" for
+ * a real spend); the exact figure belongs in a tooltip (`formatUsd`).
+ */
+export function roughUsd(nanos) {
+  if (nanos === null || nanos === undefined) return "—";
+  const n = BigInt(nanos);
+  if (n === 0n) return "$0.00";
+  const abs = n < 0n ? -n : n;
+  if (abs < 10_000_000n) return n < 0n ? "-<$0.01" : "<$0.01";
+  const cents = (abs + 5_000_000n) / 10_000_000n;
+  const whole = (cents / 100n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const frac = (cents % 100n).toString().padStart(2, "0");
+  return `${n < 0n ? "-" : ""}$${whole}.${frac}`;
+}

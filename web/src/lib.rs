@@ -26,21 +26,31 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Each asset: its path, its content type and its text.
-const ASSETS: [(&str, &str, &str); 17] = [
+const ASSETS: [(&str, &str, &str); 25] = [
     ("/", HTML, include_str!("../assets/index.html")),
+    ("/docs", HTML, include_str!("../assets/docs.html")),
+    ("/docs.js", JS, include_str!("../assets/docs.js")),
     ("/style.css", CSS, include_str!("../assets/style.css")),
     ("/app.js", JS, include_str!("../assets/app.js")),
     ("/api.js", JS, include_str!("../assets/api.js")),
     ("/billing.js", JS, include_str!("../assets/billing.js")),
     ("/budget.js", JS, include_str!("../assets/budget.js")),
+    ("/chart.js", JS, include_str!("../assets/chart.js")),
     ("/dom.js", JS, include_str!("../assets/dom.js")),
     ("/images.js", JS, include_str!("../assets/images.js")),
     ("/money.js", JS, include_str!("../assets/money.js")),
     ("/network.js", JS, include_str!("../assets/network.js")),
     ("/secrets.js", JS, include_str!("../assets/secrets.js")),
+    ("/spend.js", JS, include_str!("../assets/spend.js")),
+    (
+        "/sprite-page.js",
+        JS,
+        include_str!("../assets/sprite-page.js"),
+    ),
     ("/sprites.js", JS, include_str!("../assets/sprites.js")),
     ("/terminal.js", JS, include_str!("../assets/terminal.js")),
     ("/tokens.js", JS, include_str!("../assets/tokens.js")),
+    ("/words.js", JS, include_str!("../assets/words.js")),
     // xterm.js 6.0.0 and its fit addon 0.11.0, from the npm registry (MIT, see
     // assets/vendor/LICENSE-xterm).
     (
@@ -57,6 +67,18 @@ const ASSETS: [(&str, &str, &str); 17] = [
         "/vendor/xterm.css",
         CSS,
         include_str!("../assets/vendor/xterm.css"),
+    ),
+    // Swagger UI 5.35.0 from the npm registry (Apache-2.0, see
+    // assets/vendor/LICENSE-swagger-ui), for the API reference at /docs.
+    (
+        "/vendor/swagger-ui-bundle.js",
+        JS,
+        include_str!("../assets/vendor/swagger-ui-bundle.js"),
+    ),
+    (
+        "/vendor/swagger-ui.css",
+        CSS,
+        include_str!("../assets/vendor/swagger-ui.css"),
     ),
 ];
 

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod network;
 pub mod secrets;
 pub mod sprites;
+pub mod token_settings;
 pub mod tokens;
 
 use std::path::Path;

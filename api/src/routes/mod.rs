@@ -13,4 +13,5 @@ pub mod money;
 pub mod network;
 pub mod secrets;
 pub mod sprites;
+pub mod token_settings;
 pub mod tokens;

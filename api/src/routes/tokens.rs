@@ -30,6 +30,8 @@ pub struct TokenView {
     scopes: Vec<String>,
     parent_id: Option<String>,
     created_at: String,
+    /// When it last authenticated a call (to the minute); `null`: never.
+    last_used_at: Option<String>,
     expires_at: String,
     /// Spend cap per billing period, if any.
     budget_nanos: Option<i64>,
@@ -43,6 +45,11 @@ impl TokenView {
     /// The view of a row, with its spend this period.
     pub async fn load(state: &AppState, row: TokenRow) -> ApiResult<Self> {
         let spent_nanos = state.tokens().spent(&row.id).await?;
+        let last_used_at = state
+            .tokens()
+            .last_used(&row.id)
+            .await?
+            .map(domain::rfc3339);
         Ok(Self {
             scopes: Permissions::from_stored(&row.scopes)
                 .names()
@@ -50,6 +57,7 @@ impl TokenView {
                 .map(String::from)
                 .collect(),
             created_at: domain::rfc3339(row.created_at),
+            last_used_at,
             expires_at: domain::rfc3339(row.expires_at),
             sprites: row
                 .sprites

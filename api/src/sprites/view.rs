@@ -19,6 +19,8 @@ pub struct SpriteView {
     pub image: String,
     /// Set when paused.
     pub pause_reason: Option<PauseReason>,
+    /// Why it is paused and what brings it back, in words (set when paused).
+    pub pause_why: Option<String>,
     pub cpus: i64,
     pub memory_mb: i64,
     pub disk_mb: i64,
@@ -28,7 +30,8 @@ pub struct SpriteView {
     pub idle_timeout_s: i64,
     pub created_at: String,
     pub last_active_at: String,
-    /// What last kept the sprite awake: create, exec, files, console, checkpoint, resume, restore.
+    /// What last kept the sprite awake: create, exec, files, console, checkpoint, resume,
+    /// restore, or cpu (its processes were busy: `CORRAL_IDLE_CPU_BUSY_PCT`).
     pub last_activity: String,
     pub created_by_token: Option<String>,
     /// Spent by this sprite so far, in nano-dollars.
@@ -44,8 +47,15 @@ pub struct SpriteView {
 
 impl SpriteView {
     /// The view of a row with its disk use and cost.
-    pub fn new(row: SpriteRow, disk_used_bytes: u64, cost_nanos: i64, url: String) -> Self {
+    pub fn new(
+        row: SpriteRow,
+        disk_used_bytes: u64,
+        cost_nanos: i64,
+        url: String,
+        why: Option<String>,
+    ) -> Self {
         Self {
+            pause_why: why,
             url,
             http_port: row.http_port,
             url_auth: row.url_auth,
@@ -89,7 +99,8 @@ impl Sprites {
     fn view_with_cost(&self, row: SpriteRow, cost: i64) -> SpriteView {
         let disk = self.disk_used(&row);
         let url = self.front.get().map(|f| f.url_of(&row)).unwrap_or_default();
-        SpriteView::new(row, disk, cost, url)
+        let why = self.pause_why(&row);
+        SpriteView::new(row, disk, cost, url, why)
     }
 }
 

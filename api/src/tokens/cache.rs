@@ -25,6 +25,8 @@ struct Inner {
     /// Bumped by every revocation: a row read before it is not kept.
     generation: u64,
     rows: HashMap<String, (Instant, TokenRow)>,
+    /// The minute (unix seconds / 60) each token was last recorded as used.
+    used: HashMap<String, i64>,
 }
 
 impl TokenCache {
@@ -55,6 +57,16 @@ impl TokenCache {
             inner.rows.clear();
         }
         inner.rows.insert(row.id.clone(), (Instant::now(), row));
+    }
+
+    /// Whether a use of token `id` at `now` (unix seconds) is its first this minute, so
+    /// `last_used_at` is written at most once a minute per token.
+    pub fn first_use_this_minute(&self, id: &str, now: i64) -> bool {
+        let mut inner = self.inner();
+        if inner.used.len() >= MAX_ROWS {
+            inner.used.clear();
+        }
+        inner.used.insert(id.to_string(), now / 60) != Some(now / 60)
     }
 
     /// Forgets every row: call after revoking tokens.

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod cache;
 pub mod mint;
+pub mod settings;
 
 use sqlx::{SqliteConnection, SqlitePool};
 
@@ -64,6 +65,7 @@ impl Tokens<'_> {
         if token.expires_at <= db::now_s() {
             return Err(unauthorized("the token is invalid or expired"));
         }
+        self.record_use(&token);
         Caller::from_token(token)
     }
 
@@ -119,6 +121,13 @@ impl Tokens<'_> {
             self.config.token_max_ttl_s,
             parent_remaining,
         )?;
+        // After the request's own checks: a refused request is refused for its reason.
+        if self.name_taken(caller, &new.name).await? {
+            return Err(ApiError::Conflict(format!(
+                "a token named {:?} already exists: pick another name, or revoke that one first",
+                new.name
+            )));
+        }
         let mut conn = self.pool.acquire().await?;
         let (row, bearer) = mint::issue(&mut conn, self.keys, &caller.tenant_id, new).await?;
         tracing::info!(tenant = %caller.tenant_id, token = %row.id, "token minted");
