@@ -87,11 +87,13 @@ pub enum Permission {
     Budget,
     /// Add, list and delete secrets.
     Secrets,
+    /// Add, list and delete schedules on sprites.
+    Schedules,
 }
 
 impl Permission {
     /// Every scope, as a session token holds them.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::SpritesRead,
         Permission::SpritesWrite,
         Permission::Exec,
@@ -101,6 +103,7 @@ impl Permission {
         Permission::Billing,
         Permission::Budget,
         Permission::Secrets,
+        Permission::Schedules,
     ];
 
     /// The scope's wire name.
@@ -115,6 +118,7 @@ impl Permission {
             Permission::Billing => "billing",
             Permission::Budget => "budget",
             Permission::Secrets => "secrets",
+            Permission::Schedules => "schedules",
         }
     }
 

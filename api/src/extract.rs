@@ -84,6 +84,7 @@ permission_markers! {
     Billing => Permission::Billing,
     Budget => Permission::Budget,
     Secrets => Permission::Secrets,
+    Schedules => Permission::Schedules,
 }
 
 /// An authenticated caller holding the permission `S`.

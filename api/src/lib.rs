@@ -8,6 +8,7 @@ pub mod domain;
 pub mod egress;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod listener;
 pub mod metrics;
 pub mod middleware;
@@ -15,6 +16,7 @@ pub mod money;
 pub mod names;
 pub mod ratelimit;
 pub mod routes;
+pub mod schedules;
 pub mod sprites;
 pub mod state;
 pub mod telemetry;
@@ -71,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::money::router())
         .merge(routes::network::router())
         .merge(routes::secrets::router())
+        .merge(routes::schedules::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -48,11 +48,14 @@ pub struct AppState {
     pub money: Arc<Money>,
     /// Token rows recently read for authentication.
     pub token_cache: Arc<TokenCache>,
+    /// Operator jobs' and tenant schedules' counters.
+    pub jobs: Arc<crate::jobs::JobMetrics>,
 }
 
 /// Opens the database and builds the services from configuration.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let pool = crate::db::open(&config.data_dir, config.db_pool_size).await?;
+    crate::jobs::check(&pool, &config)?;
     let keys = Keys::load(config.jwt_secret.as_ref(), &config.data_dir)?;
     let rate_limits = RateLimits::new(
         config.token_rate_per_s,
@@ -151,6 +154,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         egress,
         secrets: secrets_store,
         token_cache: Arc::default(),
+        jobs: Arc::default(),
     })
 }
 
@@ -214,6 +218,7 @@ impl AppState {
     /// Appends the services' own metrics (metering, outbox).
     pub fn render_service_metrics(&self, out: &mut String) {
         self.money.render(out);
+        out.push_str(&self.jobs.render());
     }
 
     /// Starts the supervised background loops.
@@ -252,6 +257,7 @@ impl AppState {
             }),
             Err(error) => tracing::error!(%error, "alert mail is off"),
         }
+        crate::jobs::start(self, &mut background);
         background
     }
 }

@@ -2,9 +2,11 @@
 //! `corral_metering::db::sqlite`, where SQLite's own constructs are listed.
 
 pub mod accounts;
+pub mod chores;
 pub mod images;
 pub mod limits;
 pub mod network;
+pub mod schedules;
 pub mod secrets;
 pub mod sprites;
 pub mod tokens;

@@ -9,6 +9,7 @@ pub mod images;
 pub mod limits;
 pub mod money;
 pub mod network;
+pub mod schedules;
 pub mod secrets;
 pub mod sprites;
 pub mod tokens;
