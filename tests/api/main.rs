@@ -13,5 +13,6 @@ mod machines;
 mod money;
 mod network;
 mod reliability;
+mod schedules;
 mod security;
 mod sprites;
