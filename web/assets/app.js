@@ -5,6 +5,7 @@ import { api, onSessionLost, session } from "./api.js";
 import * as budget from "./budget.js";
 import * as images from "./images.js";
 import * as network from "./network.js";
+import * as schedules from "./schedules.js";
 import * as secrets from "./secrets.js";
 import { $, clearError, onSubmit, showError, when } from "./dom.js";
 import * as sprites from "./sprites.js";
@@ -14,7 +15,7 @@ const REFRESH_MS = 5000;
 let timer = null;
 
 function refresh() {
-  return Promise.all([budget.load(), sprites.load(), images.load(), network.refresh(), secrets.load(), tokens.load()]);
+  return Promise.all([budget.load(), sprites.load(), images.load(), network.refresh(), secrets.load(), schedules.load(), tokens.load()]);
 }
 
 /** Shows the forms; `message` (why the session ended) goes above the login form. */

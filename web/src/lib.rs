@@ -26,7 +26,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Each asset: its path, its content type and its text.
-const ASSETS: [(&str, &str, &str); 16] = [
+const ASSETS: [(&str, &str, &str); 17] = [
     ("/", HTML, include_str!("../assets/index.html")),
     ("/style.css", CSS, include_str!("../assets/style.css")),
     ("/app.js", JS, include_str!("../assets/app.js")),
@@ -36,6 +36,7 @@ const ASSETS: [(&str, &str, &str); 16] = [
     ("/images.js", JS, include_str!("../assets/images.js")),
     ("/money.js", JS, include_str!("../assets/money.js")),
     ("/network.js", JS, include_str!("../assets/network.js")),
+    ("/schedules.js", JS, include_str!("../assets/schedules.js")),
     ("/secrets.js", JS, include_str!("../assets/secrets.js")),
     ("/sprites.js", JS, include_str!("../assets/sprites.js")),
     ("/terminal.js", JS, include_str!("../assets/terminal.js")),
