@@ -258,7 +258,8 @@ async fn the_schedules_card_adds_shows_runs_and_deletes() {
         None,
     )
     .await;
-    drop(server);
+    let mut server = server;
+    machines::stop_server(&mut server.0);
     machines::destroy_machines(data_dir.path().join("machines"));
     if let Err(error) = outcome {
         let log = std::fs::read_to_string(data_dir.path().join("server.log")).unwrap_or_default();
