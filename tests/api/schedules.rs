@@ -181,6 +181,11 @@ async fn a_minute_schedule_wakes_an_idle_sprite_twice_and_lets_it_go_idle() {
     let gap = parse_utc(runs[1]["started_at"].as_str().unwrap()).0
         - parse_utc(runs[0]["started_at"].as_str().unwrap()).0;
     assert!((58..=62).contains(&gap), "runs {gap} s apart: {runs:?}");
+    // Each started within two seconds of its minute (the runner looks every second).
+    for run in &runs {
+        let late = parse_utc(run["started_at"].as_str().unwrap()).0 % 60;
+        assert!(late <= 2, "started {late} s late: {run}");
+    }
     wait_paused(&app, &token, "nightly", "idle").await;
     let metrics = app.metrics_text().await;
     let ok_runs: u64 = metrics
@@ -249,6 +254,49 @@ async fn schedules_are_checked_scoped_and_private_to_their_tenant() {
     .await;
     assert_eq!(made["cron_expressions"], json!(["0 0 0 * * *"]));
     let id = made["id"].as_str().unwrap();
+    // Crontab's "day of month OR day of week": two of the crate's expressions.
+    let either = add(
+        &app,
+        &alice,
+        "mine",
+        json!({"cron": "0 12 1 * mon", "cmd": ["true"]}),
+    )
+    .await;
+    assert_eq!(
+        either["cron_expressions"],
+        json!(["0 0 12 1 * *", "0 0 12 * * MON"])
+    );
+    for t in either["next_runs"].as_array().unwrap() {
+        let (secs, weekday) = parse_utc(t.as_str().unwrap());
+        let (_, _, day) = corral_metering::period::civil_from_days(secs / 86_400);
+        assert!(day == 1 || weekday == 1, "{either}");
+    }
+    let gone = format!(
+        "/v1/sprites/mine/schedules/{}",
+        either["id"].as_str().unwrap()
+    );
+    expect_status(app.delete(&gone, &alice).await, 204).await;
+
+    // The calls and their bodies are in the OpenAPI document.
+    let doc = expect_status(app.get("/v1/openapi.json", &alice).await, 200).await;
+    let paths = &doc["paths"];
+    assert!(
+        paths["/v1/sprites/{name}/schedules"]["post"].is_object(),
+        "{paths}"
+    );
+    assert!(
+        paths["/v1/sprites/{name}/schedules"]["get"].is_object(),
+        "{paths}"
+    );
+    assert!(
+        paths["/v1/sprites/{name}/schedules/{id}"]["delete"].is_object(),
+        "{paths}"
+    );
+    let schema = &doc["components"]["schemas"]["ScheduleView"]["properties"];
+    assert!(
+        schema["next_runs"].is_object() && schema["last_runs"].is_object(),
+        "{schema}"
+    );
 
     // Bob sees nothing of Alice's, and cannot delete it.
     expect_problem(app.get(path, &bob).await, 404, "not_found").await;
@@ -457,9 +505,14 @@ fn once_in(secs: i64) -> String {
 }
 
 #[tokio::test]
-async fn compaction_keeps_usage_totals() {
+async fn compaction_keeps_usage_totals_and_the_period_closes() {
     let fire_in = 25;
-    let app = App::spawn_with(&[("CORRAL_JOB_LEDGER_COMPACT", &once_in(fire_in))]).await;
+    let at = once_in(fire_in);
+    let app = App::spawn_with(&[
+        ("CORRAL_JOB_LEDGER_COMPACT", &at),
+        ("CORRAL_JOB_PERIOD_CLOSE", &at),
+    ])
+    .await;
     let started = Instant::now();
     let (tenant, token) = app.signup("compact@example.com").await;
     create_sprite(&app, &token, "live", 0).await;
@@ -490,7 +543,6 @@ async fn compaction_keeps_usage_totals() {
             .unwrap();
         }
     }
-    pool.close().await;
     let window = |by: &str| {
         let from = old / 1000;
         let fmt = |s: i64| {
@@ -541,6 +593,31 @@ async fn compaction_keeps_usage_totals() {
     }
     assert_eq!(read("hour").await, hours);
     assert_eq!(read("day").await, days);
+    // The month of those rows was closed with the ledger's total (the live sprite's
+    // month is still open).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = app.metrics_text().await;
+        if metrics.contains("corral_job_runs_total{job=\"period-close\"} 1") {
+            assert!(
+                metrics.contains("corral_job_failures_total{job=\"period-close\"} 0"),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no period close:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let closed: (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(ledger_nanos), 0) FROM period_closes WHERE tenant_id = ?",
+    )
+    .bind(&tenant)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(closed.0 >= 1, "{closed:?}");
+    assert_eq!(Some(closed.1), minutes["total_nanos"].as_i64());
+    pool.close().await;
     let after = read("minute").await;
     assert_eq!(after["total_nanos"], minutes["total_nanos"]);
     assert_eq!(after["rows"].as_array().unwrap().len(), 6, "{after}");

@@ -33,18 +33,32 @@ pub fn add_builtin(jobs: &mut Jobs, pool: &SqlitePool, config: &Config) -> anyho
     Ok(())
 }
 
-/// Writes each tenant's totals of the month that ended (once; a rerun writes nothing)
+/// Months looked back at by a period close: one that a stopped server missed is closed
+/// at the next close.
+const CLOSE_LOOKBACK: usize = 3;
+
+/// Writes each tenant's totals of the months that ended (once; a rerun writes nothing)
 /// and warns where the meter's spend and the ledger disagree.
 pub async fn close_last_period(pool: SqlitePool) -> anyhow::Result<()> {
     let now = now_ms();
-    let last = Period::containing(Period::containing(now).start_ms - 1);
-    let closed = mdb::close_period(&pool, last, now).await?;
-    for c in closed.iter().filter(|c| c.ledger_nanos != c.spent_nanos) {
-        tracing::warn!(tenant = %c.tenant_id, ledger = c.ledger_nanos, spent = c.spent_nanos,
-            "closed period: the meter's spend differs from the ledger");
+    let mut periods = Vec::with_capacity(CLOSE_LOOKBACK);
+    let mut start = Period::containing(now).start_ms;
+    for _ in 0..CLOSE_LOOKBACK {
+        let period = Period::containing(start - 1);
+        start = period.start_ms;
+        periods.push(period);
     }
-    tracing::info!(period = %corral_metering::period::rfc3339(last.start_ms),
-        tenants = closed.len(), "period closed");
+    for period in periods.into_iter().rev() {
+        let closed = mdb::close_period(&pool, period, now).await?;
+        for c in closed.iter().filter(|c| c.ledger_nanos != c.spent_nanos) {
+            tracing::warn!(tenant = %c.tenant_id, ledger = c.ledger_nanos, spent = c.spent_nanos,
+                "closed period: the meter's spend differs from the ledger");
+        }
+        if !closed.is_empty() {
+            tracing::info!(period = %corral_metering::period::rfc3339(period.start_ms),
+                tenants = closed.len(), "period closed");
+        }
+    }
     Ok(())
 }
 

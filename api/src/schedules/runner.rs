@@ -19,9 +19,8 @@ use crate::config::Config;
 use crate::db::{self, schedules::RunEnd, schedules::ScheduleRow, sprites::SpriteRow};
 use crate::error::ApiError;
 use crate::jobs::JobMetrics;
-use crate::money::MeterGate;
 use crate::names::{PauseReason, SpriteState};
-use crate::sprites::{BudgetGate, ExecParams, Sprites};
+use crate::sprites::{ExecParams, Sprites};
 
 /// Bytes of output kept per run.
 const TAIL_BYTES: usize = 4096;
@@ -31,7 +30,6 @@ pub struct Runner {
     pool: SqlitePool,
     config: Arc<Config>,
     sprites: Arc<Sprites>,
-    gate: MeterGate,
     metrics: Arc<JobMetrics>,
     /// Schedules with a run in flight: a due time meanwhile is refused, not queued.
     running: Mutex<HashSet<i64>>,
@@ -46,7 +44,6 @@ impl Runner {
         metrics: Arc<JobMetrics>,
     ) -> Self {
         Self {
-            gate: MeterGate::new(pool.clone(), &config),
             pool,
             config,
             sprites,
@@ -232,12 +229,38 @@ impl Runner {
             (SpriteState::Running, _) => {
                 // Waking an idle sprite is admitted by the resume; a running one is
                 // checked here, so a run never starts work the budget cannot pay for.
-                match self.gate.allow_run(&sprite).await {
+                match self.runway(&sprite).await {
                     Ok(()) => Ok(sprite),
                     Err(error) => Err(format!("{}: {error}", refusal(&error).unwrap_or("refused"))),
                 }
             }
             (state, _) => Err(format!("the sprite is {state}")),
+        }
+    }
+}
+
+impl Runner {
+    /// Whether the running sprite's scopes can keep what runs now (itself included, the
+    /// meter counts it) going for the minimum runway: the check a resume makes, without
+    /// counting the sprite twice.
+    async fn runway(&self, sprite: &SpriteRow) -> Result<(), ApiError> {
+        let runway_s = crate::money::gate::runway_s(&self.config);
+        let ctx = crate::money::budget_context(&self.config);
+        let nothing_more = |_: &corral_metering::Scope| corral_metering::db::Extra::default();
+        let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;
+        let checked = corral_metering::db::check_runway(
+            &mut conn,
+            sprite.tenant_id.as_str(),
+            sprite.created_by_token.as_deref(),
+            &nothing_more,
+            runway_s,
+            &ctx,
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
+        match checked {
+            Ok(_) => Ok(()),
+            Err(refused) => Err(crate::money::gate::refusal_error(&refused, runway_s)),
         }
     }
 }

@@ -78,7 +78,11 @@ pub async fn compact_ledger(pool: &SqlitePool, before_ms: i64) -> Result<u64, sq
     let before = before_ms - before_ms.rem_euclid(HOUR_MS);
     let mut folded = 0u64;
     loop {
-        let mut tx = pool.begin().await?;
+        // IMMEDIATE: the batch reads, then writes; a deferred transaction whose read
+        // snapshot a meter tick overtook could not upgrade (SQLITE_BUSY_SNAPSHOT) and
+        // would fail instead of waiting its turn. (SQLite's own statement; PostgreSQL
+        // needs none.)
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let groups: Vec<Group> = sqlx::query_as(
             "SELECT (minute_ms / ?1) * ?1 AS hour, sprite_id, MAX(tenant_id), MAX(sprite_name), \
              MAX(token_id), SUM(cpu_ns), \
