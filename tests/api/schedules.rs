@@ -631,3 +631,60 @@ async fn compaction_keeps_usage_totals_and_the_period_closes() {
     }
     expect_status(app.delete("/v1/sprites/live", &token).await, 204).await;
 }
+
+#[tokio::test]
+async fn a_run_still_going_or_a_revoked_token_is_refused_not_queued() {
+    let app = App::spawn_with(&[("CORRAL_SCHEDULE_SECONDS", "on")]).await;
+    let (_, session) = app.signup("slow-cron@example.com").await;
+    create_sprite(&app, &session, "slow", 0).await;
+    let minted = app
+        .mint(
+            &session,
+            json!({"name": "cron-bot", "scopes": ["schedules", "exec", "sprites:read"]}),
+        )
+        .await;
+    let bot = minted["token"].as_str().unwrap();
+
+    // Every second, a command that takes three: the times in between are refused.
+    let slow = add(
+        &app,
+        bot,
+        "slow",
+        json!({"cron": "* * * * * *", "cmd": ["sh", "-c", "sleep 3; echo done"]}),
+    )
+    .await;
+    let id = slow["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let runs = loop {
+        let runs = finished_runs(&app, bot, "slow", id).await;
+        if runs.iter().any(|r| r["outcome"] == "ok")
+            && runs.iter().any(|r| r["outcome"] == "refused")
+        {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "{runs:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let refused = runs.iter().find(|r| r["outcome"] == "refused").unwrap();
+    assert_eq!(
+        refused["refused_reason"], "the previous run is still going",
+        "{refused}"
+    );
+    let ok = runs.iter().find(|r| r["outcome"] == "ok").unwrap();
+    assert_eq!(ok["output_tail"], "done\n", "{ok}");
+
+    // The token that made it is revoked: its schedule stops, each time recorded.
+    let revoke = format!("/v1/tokens/{}", minted["id"].as_str().unwrap());
+    expect_status(app.delete(&revoke, &session).await, 204).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let runs = finished_runs(&app, &session, "slow", id).await;
+        let last = runs.last().unwrap();
+        if last["refused_reason"] == "the API token that made this schedule was revoked" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{runs:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    expect_status(app.delete("/v1/sprites/slow", &session).await, 204).await;
+}
