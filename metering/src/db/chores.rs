@@ -51,8 +51,10 @@ pub async fn close_period(
         .collect())
 }
 
-/// Hour groups folded per transaction: the meter's ticks wait for at most one batch.
-const BATCH: i64 = 500;
+/// Hour groups folded per transaction: a meter tick waits for at most one batch (about
+/// 40 ms for 100 groups of 60 rows, measured in a release build: 144,000 rows of 100
+/// sprites in 1.0 s).
+const BATCH: i64 = 100;
 
 type Group = (
     i64,
