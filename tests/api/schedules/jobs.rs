@@ -1,11 +1,11 @@
-//! The operator's jobs: ledger compaction and period close, fired by their cron.
+//! The operator's jobs, fired by their cron: ledger compaction, period close, pruning.
 
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::*;
-use crate::helpers::{expect_status, App};
+use crate::helpers::{expect_problem, expect_status, App};
 
 /// The live sprite's minute rows, once the meter has written one.
 async fn live_minutes(app: &App, token: &str) -> Vec<Value> {
@@ -155,4 +155,84 @@ async fn compaction_keeps_usage_totals_and_the_period_closes() {
         assert!(live_after.contains(row), "{row} gone from {live_after:?}");
     }
     expect_status(app.delete("/v1/sprites/live", &token).await, 204).await;
+}
+
+#[tokio::test]
+async fn prune_forgets_old_idempotency_keys_and_keeps_the_last_runs() {
+    let fire_in = 12;
+    let at = once_in(fire_in);
+    let app = App::spawn_with(&[
+        ("CORRAL_JOB_PRUNE", &at),
+        ("CORRAL_IDEMPOTENCY_KEEP_H", "0"),
+        ("CORRAL_SCHEDULE_RUNS_KEPT", "2"),
+    ])
+    .await;
+    let started = Instant::now();
+    let (_, token) = app.signup("prune@example.com").await;
+    let create = || {
+        app.request(reqwest::Method::POST, "/v1/sprites", Some(&token))
+            .header("idempotency-key", "k-prune")
+            .json(&json!({"name": "keyed", "disk_mb": 128, "idle_timeout_s": 0}))
+            .send()
+    };
+    expect_status(create().await.unwrap(), 201).await;
+    // Remembered: the same answer again.
+    expect_status(create().await.unwrap(), 200).await;
+    let made = add(
+        &app,
+        &token,
+        "keyed",
+        json!({"cron": "@yearly", "cmd": ["true"]}),
+    )
+    .await;
+    let id: i64 = made["id"].as_str().unwrap().parse().unwrap();
+    let pool = corral_metering::db::sqlite::open(&app.path().join("corral.db"), 1)
+        .await
+        .unwrap();
+    for n in 0..8i64 {
+        sqlx::query(
+            "INSERT INTO schedule_runs (schedule_id, started_ms, finished_ms, outcome, exit_code, \
+             output_tail) VALUES (?, ?, ?, 'ok', ?, ?)",
+        )
+        .bind(id)
+        .bind(1_700_000_000_000 + n * 60_000)
+        .bind(1_700_000_000_000 + n * 60_000 + 5)
+        .bind(n)
+        .bind(format!("run {n}\n"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let shown = |list: Vec<Value>| -> Vec<i64> {
+        list[0]["last_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["exit_code"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(shown(list(&app, &token, "keyed").await), [7, 6, 5, 4, 3]);
+    assert!(
+        started.elapsed() < Duration::from_secs(fire_in as u64 - 3),
+        "setup too slow"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(fire_in as u64 + 20);
+    loop {
+        let metrics = app.metrics_text().await;
+        if metrics.contains("corral_job_runs_total{job=\"prune\"} 1") {
+            assert!(
+                metrics.contains("corral_job_failures_total{job=\"prune\"} 0"),
+                "{metrics}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "prune never ran:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(shown(list(&app, &token, "keyed").await), [7, 6]);
+    // The key is forgotten: the same request is a new create, whose name is taken.
+    expect_problem(create().await.unwrap(), 409, "conflict").await;
+    expect_status(app.delete("/v1/sprites/keyed", &token).await, 204).await;
 }

@@ -3,7 +3,8 @@
 //! idle again; runs are refused and recorded when the budget is exhausted, the sprite
 //! is paused for budget, the last run is still going or the token was revoked; a
 //! checkpoint schedule makes checkpoints; `0 9 * * 1` reports Mondays; tenants never see
-//! each other's; compaction keeps `/v1/usage` totals and the month closes.
+//! each other's; compaction keeps `/v1/usage` totals, the month closes, pruning forgets
+//! old idempotency keys and keeps the last runs.
 mod api;
 mod jobs;
 mod runs;
