@@ -105,6 +105,12 @@ pub fn operator_jobs(
 
 /// Refuses a configuration whose job times do not parse (at start, not at 3 a.m.).
 pub fn check(pool: &SqlitePool, config: &Config) -> anyhow::Result<()> {
+    let seconds = config.schedule_seconds.trim().to_ascii_lowercase();
+    anyhow::ensure!(
+        seconds == "on" || seconds == "off",
+        "CORRAL_SCHEDULE_SECONDS must be on or off, got {:?}",
+        config.schedule_seconds
+    );
     operator_jobs(pool, config, Arc::default()).map(drop)
 }
 

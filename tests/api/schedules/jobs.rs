@@ -236,3 +236,34 @@ async fn prune_forgets_old_idempotency_keys_and_keeps_the_last_runs() {
     expect_problem(create().await.unwrap(), 409, "conflict").await;
     expect_status(app.delete("/v1/sprites/keyed", &token).await, 204).await;
 }
+
+#[test]
+fn a_bad_job_time_stops_the_start_naming_the_job() {
+    for (key, value, says) in [
+        (
+            "CORRAL_JOB_PRUNE",
+            "61 * * * *",
+            "job prune: cron \"61 * * * *\": minute 61",
+        ),
+        ("CORRAL_JOB_LEDGER_COMPACT", "@reboot", "job ledger-compact"),
+        (
+            "CORRAL_SCHEDULE_SECONDS",
+            "yes",
+            "CORRAL_SCHEDULE_SECONDS must be on or off",
+        ),
+    ] {
+        let data = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
+            .arg("serve")
+            .env("CORRAL_DATA_DIR", data.path())
+            .env("CORRAL_LISTEN", "127.0.0.1:0")
+            .env("CORRAL_IMAGE_DIR", crate::machines::image_dir())
+            .env(key, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{key}={value} started");
+        assert!(stderr.contains(says), "{key}={value}: {stderr}");
+        assert!(!data.path().join("corral.addr").exists(), "it listened");
+    }
+}
