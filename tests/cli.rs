@@ -735,3 +735,65 @@ fn a_sprites_whole_life_through_the_cli() {
     let listed = user.json(&["ls"]);
     assert_eq!(listed["sprites"], serde_json::json!([]));
 }
+
+#[test]
+fn schedules_through_the_cli() {
+    let server = Server::start();
+    let user = User::new(&server);
+    user.signup("cron-cli@example.com");
+    create(&user, &["create", "job", "--idle-timeout-s", "0"], &server);
+    let out = user.ok(&[
+        "schedule",
+        "add",
+        "job",
+        "0 9 * * 1",
+        "--",
+        "echo",
+        "hi there",
+    ]);
+    assert!(out.starts_with("added schedule "), "{out}");
+    let next: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("  next: "))
+        .collect();
+    assert_eq!(next.len(), 3, "{out}");
+    assert!(next.iter().all(|t| t.ends_with("T09:00:00Z")), "{out}");
+    let snap = user.json(&[
+        "schedule",
+        "add",
+        "job",
+        "@daily",
+        "--checkpoint",
+        "--comment",
+        "nightly",
+    ]);
+    assert_eq!(snap["checkpoint"], true, "{snap}");
+    let table = user.ok(&["schedule", "ls", "job"]);
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("0 9 * * 1") && l.contains("echo hi there")),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("@daily") && l.contains("checkpoint")),
+        "{table}"
+    );
+    one_error_line(
+        &user.run(&["schedule", "add", "job", "0 9 * * 8", "--", "true"]),
+        "validation: ",
+    );
+    one_error_line(
+        &user.run(&["schedule", "add", "job", "@daily"]),
+        "give a command",
+    );
+    let id = snap["id"].as_str().unwrap();
+    let out = user.ok(&["schedule", "rm", "job", id]);
+    assert_eq!(out, format!("deleted schedule {id} of job\n"));
+    let listed = user.json(&["schedule", "ls", "job"]);
+    assert_eq!(listed["schedules"].as_array().unwrap().len(), 1, "{listed}");
+    user.ok(&["rm", "job"]);
+}

@@ -89,11 +89,13 @@ pub enum Permission {
     Secrets,
     /// Open sprites' URLs and tunnels into their ports.
     SpritesHttp,
+    /// Add, list and delete schedules on sprites.
+    Schedules,
 }
 
 impl Permission {
     /// Every scope, as a session token holds them.
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::SpritesRead,
         Permission::SpritesWrite,
         Permission::Exec,
@@ -104,6 +106,7 @@ impl Permission {
         Permission::Budget,
         Permission::Secrets,
         Permission::SpritesHttp,
+        Permission::Schedules,
     ];
 
     /// The scope's wire name.
@@ -119,6 +122,7 @@ impl Permission {
             Permission::Budget => "budget",
             Permission::Secrets => "secrets",
             Permission::SpritesHttp => "sprites:http",
+            Permission::Schedules => "schedules",
         }
     }
 

@@ -188,9 +188,20 @@ settings! {
     stripe_meter_event_name: String = "corral_usage".into(), "CORRAL_STRIPE_METER_EVENT_NAME", "Metered mode: the meter's event name; each event's value is nano-dollars of usage.";
     stripe_timeout_ms: u64 = 10_000, "CORRAL_STRIPE_TIMEOUT_MS", "Longest one call to Stripe may take.";
     billing_grace_s: u64 = 259_200, "CORRAL_BILLING_GRACE_S", "After a failed invoice payment, seconds before the tenant's sprites pause (pause_reason: billing).";
-    billing_push_interval_s: u64 = 60, "CORRAL_BILLING_PUSH_INTERVAL_S", "Metered mode: how often closed ledger minutes are sent to Stripe as meter events.";
+    job_billing_push: String = "* * * * *".into(), "CORRAL_JOB_BILLING_PUSH", "Metered mode: when closed ledger minutes are sent to Stripe as meter events (crontab in UTC, six fields with seconds, or off).";
     billing_push_lag_s: u64 = 120, "CORRAL_BILLING_PUSH_LAG_S", "Metered mode: a ledger minute is sent once it ended this long ago (late ticks land in it until then).";
-    billing_reconcile_interval_s: u64 = 3600, "CORRAL_BILLING_RECONCILE_INTERVAL_S", "Metered mode: how often Stripe's meter summaries are compared with the ledger and corrected.";
+    job_billing_reconcile: String = "23 * * * *".into(), "CORRAL_JOB_BILLING_RECONCILE", "Metered mode: when Stripe's meter summaries are compared with the ledger and corrected (crontab in UTC, or off).";
+    job_period_close: String = "5 0 1 * *".into(), "CORRAL_JOB_PERIOD_CLOSE", "When the last month's totals are closed per tenant (crontab in UTC, six fields with seconds, or off).";
+    job_ledger_compact: String = "17 3 * * *".into(), "CORRAL_JOB_LEDGER_COMPACT", "When old minute rows of the ledger are folded into hours (crontab in UTC, or off).";
+    job_prune: String = "41 * * * *".into(), "CORRAL_JOB_PRUNE", "When expired idempotency keys and old schedule runs are deleted (crontab in UTC, or off).";
+    job_retries: u32 = 3, "CORRAL_JOB_RETRIES", "Retries of a failed operator job before it waits for its next time.";
+    job_retry_base_s: u64 = 10, "CORRAL_JOB_RETRY_BASE_S", "First wait before retrying a failed operator job; doubles per retry.";
+    ledger_compact_after_days: u64 = 35, "CORRAL_LEDGER_COMPACT_AFTER_DAYS", "Ledger minutes older than this many days become hour rows (hour and day reports and all totals stay the same).";
+    idempotency_keep_h: u64 = 24, "CORRAL_IDEMPOTENCY_KEEP_H", "Hours an Idempotency-Key of a sprite create is remembered.";
+    schedule_seconds: String = "off".into(), "CORRAL_SCHEDULE_SECONDS", "on: tenants' schedules may have a sixth, leading seconds field (faster than once a minute).";
+    schedule_timeout_s: u64 = 3600, "CORRAL_SCHEDULE_TIMEOUT_S", "Longest a scheduled command may run.";
+    schedule_runs_kept: u32 = 20, "CORRAL_SCHEDULE_RUNS_KEPT", "Runs kept per schedule (older ones are pruned).";
+    max_schedules_per_sprite: u32 = 20, "CORRAL_MAX_SCHEDULES_PER_SPRITE", "Schedules one sprite may have.";
 }
 
 /// Why configuration could not be read.

@@ -85,6 +85,7 @@ permission_markers! {
     Budget => Permission::Budget,
     Secrets => Permission::Secrets,
     SpritesHttp => Permission::SpritesHttp,
+    Schedules => Permission::Schedules,
 }
 
 /// An authenticated caller holding the permission `S`.

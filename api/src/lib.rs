@@ -10,6 +10,7 @@ pub mod egress;
 pub mod error;
 pub mod extract;
 pub mod ingress;
+pub mod jobs;
 pub mod listener;
 pub mod metrics;
 pub mod middleware;
@@ -18,6 +19,7 @@ pub mod names;
 pub mod passwords;
 pub mod ratelimit;
 pub mod routes;
+pub mod schedules;
 pub mod sprites;
 pub mod state;
 pub mod telemetry;
@@ -76,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::network::router())
         .merge(routes::secrets::router())
         .merge(routes::billing::router())
+        .merge(routes::schedules::router())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,

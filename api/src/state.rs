@@ -52,11 +52,14 @@ pub struct AppState {
     pub front: Arc<crate::ingress::FrontDoor>,
     /// Billing through Stripe (mode `off` without keys).
     pub billing: Arc<crate::billing::Billing>,
+    /// Operator jobs' and tenant schedules' counters.
+    pub jobs: Arc<crate::jobs::JobMetrics>,
 }
 
 /// Opens the database and builds the services from configuration.
 pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let pool = crate::db::open(&config.data_dir, config.db_pool_size).await?;
+    crate::jobs::check(&pool, &config)?;
     let keys = Keys::load(config.jwt_secret.as_ref(), &config.data_dir)?;
     let rate_limits = RateLimits::new(
         config.token_rate_per_s,
@@ -162,6 +165,7 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
         secrets: secrets_store,
         token_cache: Arc::default(),
         front,
+        jobs: Arc::default(),
     })
 }
 
@@ -225,6 +229,7 @@ impl AppState {
     /// Appends the services' own metrics (metering, outbox).
     pub fn render_service_metrics(&self, out: &mut String) {
         self.money.render(out);
+        out.push_str(&self.jobs.render());
     }
 
     /// Starts the supervised background loops.
@@ -268,6 +273,7 @@ impl AppState {
             }),
             Err(error) => tracing::error!(%error, "alert mail is off"),
         }
+        crate::jobs::start(self, &mut background);
         background
     }
 }

@@ -19,6 +19,7 @@ mod output;
 mod payments;
 mod prices;
 mod progress;
+mod schedule;
 mod secrets;
 mod sprites;
 mod terminal;
@@ -137,6 +138,9 @@ pub enum Command {
     /// Secrets sprites use without holding them: add (value on stdin), ls, rm.
     #[command(subcommand)]
     Secrets(secrets::SecretsCommand),
+    /// Commands or checkpoints on a cron schedule (crontab in UTC): add, ls, rm.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// A sprite's recent connections: allowed or refused, by which rule, bytes each way.
     Netlog {
         /// The sprite's name.
@@ -220,6 +224,7 @@ async fn run(global: Global, command: Command) -> anyhow::Result<i32> {
         Command::Policy(args) => network::policy(&authed()?, args, json).await,
         Command::Netlog { sprite } => network::netlog(&authed()?, &sprite, json).await,
         Command::Secrets(command) => secrets::run(&authed()?, command, json).await,
+        Command::Schedule(command) => schedule::run(&authed()?, command, json).await,
         Command::Alerts => prices::alerts(&authed()?, json).await,
     }
 }

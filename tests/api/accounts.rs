@@ -26,7 +26,7 @@ async fn signup_login_me_and_token_lifecycle() {
     assert_eq!(me["email"], "ada@example.com");
     assert_eq!(me["org"], "Acme");
     assert_eq!(me["token"]["kind"], "session");
-    assert_eq!(me["token"]["scopes"].as_array().unwrap().len(), 10);
+    assert_eq!(me["token"]["scopes"].as_array().unwrap().len(), 11);
 
     // A second signup with the same address is a conflict.
     let again = app

@@ -16,6 +16,7 @@ mod machines;
 mod money;
 mod network;
 mod reliability;
+mod schedules;
 mod security;
 mod sprites;
 mod token_settings;

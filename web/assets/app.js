@@ -8,6 +8,7 @@ import * as billing from "./billing.js";
 import * as budget from "./budget.js";
 import * as images from "./images.js";
 import * as network from "./network.js";
+import * as schedules from "./schedules.js";
 import * as secrets from "./secrets.js";
 import { $, clearError, onSubmit, showError, when } from "./dom.js";
 import * as spritePage from "./sprite-page.js";
@@ -31,6 +32,7 @@ const CARDS = [
   images,
   { load: network.refresh },
   secrets,
+  schedules,
   tokens,
 ];
 

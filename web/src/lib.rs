@@ -26,7 +26,7 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 
 /// Each asset: its path, its content type and its text.
-const ASSETS: [(&str, &str, &str); 25] = [
+const ASSETS: [(&str, &str, &str); 26] = [
     ("/", HTML, include_str!("../assets/index.html")),
     ("/docs", HTML, include_str!("../assets/docs.html")),
     ("/docs.js", JS, include_str!("../assets/docs.js")),
@@ -40,6 +40,7 @@ const ASSETS: [(&str, &str, &str); 25] = [
     ("/images.js", JS, include_str!("../assets/images.js")),
     ("/money.js", JS, include_str!("../assets/money.js")),
     ("/network.js", JS, include_str!("../assets/network.js")),
+    ("/schedules.js", JS, include_str!("../assets/schedules.js")),
     ("/secrets.js", JS, include_str!("../assets/secrets.js")),
     ("/spend.js", JS, include_str!("../assets/spend.js")),
     (

@@ -1,6 +1,6 @@
 //! Billing's chores: metered usage pushed to Stripe as meter events through the outbox,
 //! reconciliation of Stripe's meter summaries with the ledger, and the end of a failed
-//! payment's grace. Driven for now by a plain tokio interval started here.
+//! payment's grace. Pushes and reconciliation run as operator jobs (see `jobs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,38 +158,24 @@ pub async fn end_grace(billing: &Billing) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the chores on plain intervals (grace each second, pushes and reconciliation
-/// as configured); a failed run is logged and the next one tries again.
+/// Starts the grace check, once a second (usage pushes and reconciliation are operator
+/// jobs on cron: `CORRAL_JOB_BILLING_PUSH`, `CORRAL_JOB_BILLING_RECONCILE`); a failed
+/// run is logged and the next one tries again.
 pub fn start(billing: Arc<Billing>, background: &mut Background) {
     if billing.mode == Mode::Off {
         return;
     }
-    background.spawn("billing-chores", move |mut stop| async move {
-        let every = |s: u64| Duration::from_secs(s.max(1));
-        let push_every = every(billing.config().billing_push_interval_s);
-        let reconcile_every = every(billing.config().billing_reconcile_interval_s);
+    background.spawn("billing-grace", move |mut stop| async move {
         let mut grace = tokio::time::interval(Duration::from_secs(1));
-        let mut push = tokio::time::interval(push_every);
-        let mut check = tokio::time::interval_at(
-            tokio::time::Instant::now() + reconcile_every,
-            reconcile_every,
-        );
-        for i in [&mut grace, &mut push, &mut check] {
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        }
+        grace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let (name, result) = tokio::select! {
+            tokio::select! {
                 _ = stop.changed() => return Ok(()),
-                _ = grace.tick() => ("grace", end_grace(&billing).await),
-                _ = push.tick() => ("usage push", push_usage(&billing).await),
-                _ = check.tick() => ("reconciliation", reconcile(&billing).await),
-            };
-            if let Err(error) = result {
-                tracing::warn!(
-                    chore = name,
-                    error = format!("{error:#}"),
-                    "billing chore failed"
-                );
+                _ = grace.tick() => {
+                    if let Err(error) = end_grace(&billing).await {
+                        tracing::warn!(error = format!("{error:#}"), "billing grace check failed");
+                    }
+                }
             }
         }
     });

@@ -3,9 +3,11 @@
 
 pub mod accounts;
 pub mod billing;
+pub mod chores;
 pub mod images;
 pub mod limits;
 pub mod network;
+pub mod schedules;
 pub mod secrets;
 pub mod sprites;
 pub mod token_settings;

@@ -11,6 +11,7 @@ pub mod ingress;
 pub mod limits;
 pub mod money;
 pub mod network;
+pub mod schedules;
 pub mod secrets;
 pub mod sprites;
 pub mod token_settings;

@@ -2,6 +2,7 @@
 //! transaction (`&mut *tx`). What is SQLite's own is listed in [`sqlite`].
 
 mod budget;
+mod chores;
 mod ledger;
 mod outbox;
 pub mod sqlite;
@@ -11,6 +12,7 @@ pub use budget::{
     chain_budgets, check_runway, scope_spent, spent_by_scope, tenant_budget, token_budget, Budget,
     BudgetContext, Extra, Refusal,
 };
+pub use chores::{close_period, compact_ledger, PeriodClose};
 pub use ledger::{
     baselines, billing_cap, claim_tick, known_sprites, last_tick, live_scopes, minute_rows,
     parse_thresholds, read_scope_spend, tenants, token_tree, write_baselines, write_rows,

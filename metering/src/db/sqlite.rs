@@ -20,6 +20,10 @@
 //!   `CHUNK` rows per statement).
 //! - `INTEGER PRIMARY KEY` as the row id and `TEXT` for every enum (sprite states,
 //!   pause reasons) in `migrations/`.
+//! - `BEGIN IMMEDIATE`: `db::chores::compact_ledger` takes the write lock before it
+//!   reads. PostgreSQL: a plain transaction (row locks, no snapshot upgrade to fail).
+//! - `CREATE TRIGGER … BEGIN … END` in `0010_schedules.sql` (schedules vanish with
+//!   their sprite). PostgreSQL: a trigger calling a PL/pgSQL function.
 //!
 //! Portable already: `RETURNING`, `WITH RECURSIVE`, `ON CONFLICT … DO UPDATE SET x =
 //! excluded.x`, `COALESCE`.

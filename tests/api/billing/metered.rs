@@ -41,9 +41,9 @@ async fn metered_usage_reaches_stripe_once_through_an_outage_and_a_kill_9() {
             meter["id"].as_str().unwrap().to_owned(),
         ),
         ("CORRAL_STRIPE_METERED_PRICE", "price_metered".into()),
-        ("CORRAL_BILLING_PUSH_INTERVAL_S", "1".into()),
+        ("CORRAL_JOB_BILLING_PUSH", "* * * * * *".into()),
         ("CORRAL_BILLING_PUSH_LAG_S", "1".into()),
-        ("CORRAL_BILLING_RECONCILE_INTERVAL_S", "4".into()),
+        ("CORRAL_JOB_BILLING_RECONCILE", "*/4 * * * * *".into()),
         ("CORRAL_STRIPE_TIMEOUT_MS", "800".into()),
         // A cent per CPU-second: the default cap is far away.
         ("CORRAL_PRICE_CPU_NANOS_PER_CPU_S", "10000000".into()),
