@@ -772,6 +772,54 @@ async fn sprite_page(client: &Client, row: &str) -> Result<()> {
     page.text_where("#sp-url", |t| t.starts_with("http://web-test--"))
         .await?;
 
+    // Its URL: a page served in the sprite opens in a new tab, through a link (the sprite
+    // is private) that sets its cookie; then the switch makes it public.
+    run(
+        &page,
+        "mkdir -p /srv/site && echo 'served by a sprite' > /srv/site/index.html && \
+         (cd /srv/site && setsid nohup python3 -m http.server 8080 >/dev/null 2>&1 &) && sleep 1",
+    )
+    .await?;
+    page.text_where("#sp-exit", |t| t.starts_with("exit code 0"))
+        .await?;
+    page.text_where("#sp-url-access", |t| t.starts_with("private"))
+        .await?;
+    let dashboard = client.window().await?;
+    page.click("#sp-url-open").await?;
+    let deadline = Instant::now() + WAIT;
+    let tab = loop {
+        let windows = client.windows().await?;
+        if let Some(tab) = windows.into_iter().find(|w| *w != dashboard) {
+            break tab;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the URL did not open in a new tab"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    client.switch_to_window(tab).await?;
+    Page(client)
+        .text_where("body", |t| t.contains("served by a sprite"))
+        .await?;
+    let opened = client.current_url().await?;
+    ensure!(
+        opened
+            .host_str()
+            .is_some_and(|h| h.starts_with("web-test--"))
+            && opened.path() == "/"
+            && opened.query().is_none(),
+        "the tab landed on the clean URL: {opened}"
+    );
+    client.close_window().await?;
+    client.switch_to_window(dashboard).await?;
+    page.click("#sp-url-toggle").await?;
+    client.accept_alert().await?;
+    page.text_where("#sp-url-status", |t| t == "Now public.")
+        .await?;
+    page.text_where("#sp-url-access", |t| t.starts_with("public"))
+        .await?;
+
     // One command: its output and exit code.
     run(&page, "echo made on the page; exit 3").await?;
     page.text_where("#sp-exit", |t| t.starts_with("exit code 3"))

@@ -1,5 +1,6 @@
 // A sprite's own page (a card opened from its row): what it is and costs, why it is
-// paused, what kept it awake, its idle timeout (changeable), its URL; a one-shot command with its output and exit code; its
+// paused, what kept it awake, its idle timeout (changeable), its URL (open, copy, public or
+// private); a one-shot command with its output and exit code; its
 // checkpoints (create with a comment, restore, delete); files up and down; its cost
 // by hour. The terminal card (terminal.js) opens from here too.
 
@@ -18,10 +19,10 @@ const path = () => `/v1/sprites/${encodeURIComponent(current)}`;
 export async function open(name) {
   current = name;
   shownCheckpoints = "";
-  for (const id of ["sp-output", "sp-exit", "sp-file-status", "sp-file-preview"]) $(id).textContent = "";
+  for (const id of ["sp-output", "sp-exit", "sp-file-status", "sp-file-preview", "sp-url-status"]) $(id).textContent = "";
   $("sp-output").hidden = true;
   $("sp-file-preview").hidden = true;
-  for (const id of ["sp-error", "sp-idle-error", "sp-run-error", "sp-cp-error", "sp-file-error"]) clearError(id);
+  for (const id of ["sp-error", "sp-idle-error", "sp-url-error", "sp-run-error", "sp-cp-error", "sp-file-error"]) clearError(id);
   $("sprite-page-name").textContent = name;
   $("sprite-page").hidden = false;
   await load();
@@ -49,10 +50,25 @@ function renderSprite(s) {
   $("sp-idle").dataset.seconds = String(s.idle_timeout_s);
   $("sp-awake").textContent = `${s.last_activity}, ${when(s.last_active_at)}`;
   $("sp-cost").replaceChildren(amount(s.cost_nanos, roughUsd, formatUsd));
-  // Issue 14 adds the sprite's URL; this line shows it once the API answers one.
-  $("sp-url-row").hidden = !s.url;
-  if (s.url) $("sp-url").textContent = s.url;
+  renderUrl(s);
   $("sp-terminal").disabled = !(s.state === "running" || s.state === "paused");
+}
+
+/** The sprite's URL, who may open it, and its buttons (each naming the sprite). */
+function renderUrl(s) {
+  $("sp-url-row").hidden = !s.url;
+  if (!s.url) return;
+  const isPublic = s.url_auth === "public";
+  $("sp-url").textContent = s.url;
+  $("sp-url").dataset.auth = s.url_auth;
+  $("sp-url-access").textContent = isPublic
+    ? `public: anyone may open it · port ${s.http_port} inside`
+    : `private: a link from here, or a token with sprites:http · port ${s.http_port} inside`;
+  const toggle = $("sp-url-toggle");
+  toggle.textContent = isPublic ? "Make private" : "Make public";
+  toggle.setAttribute("aria-label", `${toggle.textContent}: the URL of ${s.name}`);
+  $("sp-url-open").setAttribute("aria-label", `Open the URL of ${s.name}`);
+  $("sp-url-copy").setAttribute("aria-label", `Copy the URL of ${s.name}`);
 }
 
 function renderCheckpoints(list) {
@@ -161,6 +177,35 @@ onSubmit("sp-down-form", "sp-file-error", async () => {
 });
 
 // The idle timeout is a setting of the sprite (`PATCH /v1/sprites/{name}`).
+// Opens the URL in a new tab: a private sprite's through a short-lived link, which sets
+// a cookie for that sprite's host alone.
+$("sp-url-open").addEventListener("click", () => act("sp-url-error", async () => {
+  const url = $("sp-url").textContent;
+  const target = $("sp-url").dataset.auth === "public"
+    ? url
+    : (await api("POST", `${path()}/url/link`)).url;
+  window.open(target, "_blank", "noopener");
+}));
+
+$("sp-url-copy").addEventListener("click", async () => {
+  const url = $("sp-url").textContent;
+  try {
+    await navigator.clipboard.writeText(url);
+    $("sp-url-status").textContent = "Copied.";
+  } catch {
+    // No clipboard (an insecure page): select it for Ctrl-C instead.
+    window.getSelection().selectAllChildren($("sp-url"));
+    $("sp-url-status").textContent = "Selected: press Ctrl-C to copy.";
+  }
+});
+
+$("sp-url-toggle").addEventListener("click", () => act("sp-url-error", async () => {
+  const makePublic = $("sp-url").dataset.auth !== "public";
+  if (makePublic && !confirm(`Let anyone who has the URL open ${current}? Its bytes are billed to you.`)) return;
+  await api("PATCH", path(), { url_auth: makePublic ? "public" : "sprite" });
+  $("sp-url-status").textContent = makePublic ? "Now public." : "Now private.";
+}));
+
 $("sp-idle-edit").addEventListener("click", () => act("sp-idle-error", async () => {
   const typed = prompt(`Pause ${current} after how many seconds without use? (0 = never)`, $("sp-idle").dataset.seconds);
   if (typed === null) return;

@@ -111,15 +111,19 @@ pub fn operator_jobs(
             }
         }
     })?;
-    jobs.add("billing-reconcile", &config.job_billing_reconcile, move || {
-        let b = billing.clone();
-        async move {
-            match b {
-                Some(billing) => crate::billing::chores::reconcile(&billing).await,
-                None => Ok(()),
+    jobs.add(
+        "billing-reconcile",
+        &config.job_billing_reconcile,
+        move || {
+            let b = billing.clone();
+            async move {
+                match b {
+                    Some(billing) => crate::billing::chores::reconcile(&billing).await,
+                    None => Ok(()),
+                }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(jobs)
 }
 
@@ -136,7 +140,8 @@ pub fn check(pool: &SqlitePool, config: &Config) -> anyhow::Result<()> {
 
 /// Starts the operator's jobs and, with a sandbox backend, the tenants' schedules.
 pub fn start(state: &AppState, background: &mut Background) {
-    let billing = (state.billing.mode == crate::billing::Mode::Metered).then(|| state.billing.clone());
+    let billing =
+        (state.billing.mode == crate::billing::Mode::Metered).then(|| state.billing.clone());
     match operator_jobs(&state.pool, &state.config, state.jobs.clone(), billing) {
         Ok(jobs) => jobs.start(background),
         Err(error) => tracing::error!(%error, "operator jobs are off"),
