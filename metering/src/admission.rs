@@ -58,6 +58,16 @@ struct Admission {
     scopes: Vec<Scope>,
 }
 
+/// The rule's answer for a candidate, with what admitting it would remember.
+struct Checked {
+    /// The scopes its spend counts against, or the refusal.
+    answer: Result<Vec<Scope>, Refusal>,
+    /// Its worst burn per second.
+    worst: Nanos,
+    /// A new sprite's disk reserved to the period's end.
+    reserve: Nanos,
+}
+
 impl Admissions {
     /// Admissions over `pool` with the meter's prices and tick, and a configured
     /// minimum runway (seconds of worst-case burn a sprite must afford).
@@ -81,6 +91,25 @@ impl Admissions {
     /// runway (with the other sprites admitted since the last tick); remembers it if so.
     pub async fn admit(&self, sprite: &Candidate<'_>) -> Result<Result<(), Refusal>, sqlx::Error> {
         let now = now_ms();
+        let Checked {
+            answer,
+            worst,
+            reserve,
+        } = self.check(sprite, now).await?;
+        Ok(answer.map(|scopes| self.remember(sprite, now, worst, reserve, scopes)))
+    }
+
+    /// Whether `sprite` would be admitted now, without admitting it (nothing is
+    /// remembered): what the budget page asks to say whether starts are refused.
+    pub async fn would_admit(
+        &self,
+        sprite: &Candidate<'_>,
+    ) -> Result<Result<(), Refusal>, sqlx::Error> {
+        Ok(self.check(sprite, now_ms()).await?.answer.map(drop))
+    }
+
+    /// The rule's answer for `sprite` at `now`, with its worst burn and reservation.
+    async fn check(&self, sprite: &Candidate<'_>, now: i64) -> Result<Checked, sqlx::Error> {
         let ctx = self.config.budget_context(now);
         let runway_s = self.runway_s();
         let worst = ctx.prices.sprite_worst_burn_per_s(
@@ -123,7 +152,11 @@ impl Admissions {
             &ctx,
         )
         .await?;
-        Ok(checked.map(|scopes| self.remember(sprite, now, worst, reserve, scopes)))
+        Ok(Checked {
+            answer: checked,
+            worst,
+            reserve,
+        })
     }
 
     /// Per scope, the worst burn and the new disks' reservations of the tenant's other

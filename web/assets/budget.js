@@ -50,6 +50,10 @@ export function explain(tokens, list) {
         `Raise it with its Budget button in API tokens, then resume; or use another token.`,
     );
   }
+  // The server's own answer: would a sprite of the default size start now?
+  if (b.start_refused && reasons.length === 0) {
+    reasons.push(`New sprites and resumes are refused now: ${b.start_refused}`);
+  }
   if (refusal) {
     const named = tokens.reduce((text, t) => text.replaceAll(`API token ${t.id}`, `API token ${t.name}`), refusal.message);
     reasons.push(`The last start was refused: ${named}`);

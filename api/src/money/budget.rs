@@ -81,6 +81,9 @@ pub struct TenantBudget {
     pub alert_email: String,
     /// Budgets of the calling API token and its ancestors that have one.
     pub tokens: Vec<BudgetView>,
+    /// Why a new sprite of the default size would be refused now (the cap or the
+    /// prepaid credit leaves too little for its runway); `null` when it would start.
+    pub start_refused: Option<String>,
     /// With `resume_paused`: the sprites resumed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resumed: Option<Vec<String>>,
@@ -134,7 +137,15 @@ impl Budgets<'_> {
         let Some((tenant, tokens)) = chain.split_first() else {
             return Err(ApiError::not_found("tenant"));
         };
+        let start_refused = match self.sprites {
+            Ok(sprites) => sprites
+                .start_refusal(&caller.tenant_id)
+                .await?
+                .map(|refusal| refusal.to_string()),
+            Err(_) => None,
+        };
         Ok(TenantBudget {
+            start_refused,
             budget: BudgetView::new(tenant),
             alert_email: crate::db::accounts::alert_email(&mut conn, &caller.tenant_id).await?,
             tokens: tokens

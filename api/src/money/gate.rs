@@ -8,6 +8,7 @@ use sqlx::SqlitePool;
 use crate::config::Config;
 use crate::db::sprites::SpriteRow;
 use crate::error::ApiError;
+use crate::names::TenantId;
 use crate::sprites::BudgetGate;
 
 /// [`BudgetGate`] over metering's [`Admissions`]: the rule decides, this only turns a
@@ -16,6 +17,8 @@ pub struct MeterGate {
     admissions: Admissions,
     /// The operator's bandwidth per sprite, megabits per second.
     network_mbps: u32,
+    /// A sprite of the default size: (cpus, memory MB, disk MB).
+    default_shape: (u32, u32, u64),
 }
 
 impl MeterGate {
@@ -24,6 +27,11 @@ impl MeterGate {
         Self {
             admissions: Admissions::new(pool, super::meter_config(config), config.min_runway_s),
             network_mbps: config.network_mbps,
+            default_shape: (
+                config.default_cpus,
+                u32::try_from(config.default_memory_mb).unwrap_or(u32::MAX),
+                config.default_disk_mb,
+            ),
         }
     }
 }
@@ -49,6 +57,25 @@ impl BudgetGate for MeterGate {
                 Err(refusal_error(&refusal, self.admissions.runway_s()))
             }
         }
+    }
+
+    async fn start_refusal(&self, tenant_id: &TenantId) -> Result<Option<ApiError>, ApiError> {
+        let (cpus, memory_mb, disk_mb) = self.default_shape;
+        let candidate = Candidate {
+            sprite_id: 0,
+            tenant_id: tenant_id.as_str(),
+            created_by_token: None,
+            cpus,
+            memory_mb,
+            disk_bytes: super::fleet::disk_bytes(disk_mb as i64),
+            network_bytes_per_s: super::network_bytes_per_s(self.network_mbps, None),
+        };
+        Ok(self
+            .admissions
+            .would_admit(&candidate)
+            .await?
+            .err()
+            .map(|refusal| refusal_error(&refusal, self.admissions.runway_s())))
     }
 }
 

@@ -67,6 +67,10 @@ const START_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 pub trait BudgetGate: Send + Sync {
     /// Refuses with 402 when the sprite could not run for the minimum runway.
     async fn allow_run(&self, sprite: &SpriteRow) -> Result<(), ApiError>;
+
+    /// Why a new sprite of the default size would be refused for the tenant now (the
+    /// budget page's "stopped"), or `None` when it would start. Nothing is admitted.
+    async fn start_refusal(&self, tenant_id: &TenantId) -> Result<Option<ApiError>, ApiError>;
 }
 
 /// A gate that lets everything run (no metering configured).
@@ -76,6 +80,10 @@ pub struct NoGate;
 impl BudgetGate for NoGate {
     async fn allow_run(&self, _: &SpriteRow) -> Result<(), ApiError> {
         Ok(())
+    }
+
+    async fn start_refusal(&self, _: &TenantId) -> Result<Option<ApiError>, ApiError> {
+        Ok(None)
     }
 }
 
@@ -122,6 +130,11 @@ impl Sprites {
     /// Where tenants' secrets are (their placeholders go into every command).
     pub fn set_secrets(&self, secrets: Arc<crate::egress::secrets::Secrets>) {
         let _ = self.secrets.set(secrets);
+    }
+
+    /// Why a new sprite of the default size would be refused for the tenant now.
+    pub async fn start_refusal(&self, tenant_id: &TenantId) -> Result<Option<ApiError>, ApiError> {
+        self.gate.start_refusal(tenant_id).await
     }
 
     /// Where sprites' URLs point (shown in their views).

@@ -30,6 +30,10 @@ async fn no_runway_refuses_creates_and_bad_input_is_named() {
     );
     let listed = expect_status(app.get("/v1/sprites", &session).await, 200).await;
     assert_eq!(listed["sprites"], json!([]));
+    // The budget says so before anyone tries a start (what the web page's badge shows).
+    let shown = expect_status(app.get("/v1/budget", &session).await, 200).await;
+    let why = shown["start_refused"].as_str().unwrap_or_default();
+    assert!(why.contains("minimum runway"), "{shown}");
     let b = set_budget(&app, &session, json!({"cap_nanos": 0})).await;
     assert_eq!(b["state"], "exhausted", "{b}");
     expect_problem(
@@ -40,7 +44,9 @@ async fn no_runway_refuses_creates_and_bad_input_is_named() {
     .await;
 
     // Enough for the tenant, not for the token.
-    set_budget(&app, &session, json!({"cap_nanos": 100 * CPU_PRICE})).await;
+    let b = set_budget(&app, &session, json!({"cap_nanos": 100 * CPU_PRICE})).await;
+    let shown = expect_status(app.get("/v1/budget", &session).await, 200).await;
+    assert_eq!(shown["start_refused"], json!(null), "{b} {shown}");
     let poor = app
         .mint(
             &session,
