@@ -141,7 +141,11 @@ fn console_is_a_real_terminal_and_gives_the_local_one_back() {
 
     // Ctrl-D ends it; the local terminal is itself again.
     tmux.keys(&["C-d"]);
-    let after = tmux.wait_for("the end of the session", |s| s.contains("SESSION-ENDED="));
+    // `stty -a` prints after the session's end line: wait for both (a busy host
+    // showed the screen between the two).
+    let after = tmux.wait_for("the end of the session and stty", |s| {
+        s.contains("SESSION-ENDED=") && s.contains("icanon")
+    });
     assert!(after.contains("SESSION-ENDED=0"), "{after}");
     for sane in [" icanon ", " echo ", " isig ", " icrnl "] {
         assert!(
