@@ -174,6 +174,7 @@ settings! {
     default_cpus: u32 = 1, "CORRAL_DEFAULT_CPUS", "vCPUs of a sprite created without `cpus`.";
     default_memory_mb: u64 = 512, "CORRAL_DEFAULT_MEMORY_MB", "Memory of a sprite created without `memory_mb`.";
     default_disk_mb: u64 = 1024, "CORRAL_DEFAULT_DISK_MB", "Disk of a sprite created without `disk_mb`.";
+    warm_pool: String = "2".into(), "CORRAL_WARM_POOL", "Machines made ahead and handed to creates of their shape: N (of the default shape), or image:cpus:memory_mb:disk_mb=N, comma-separated; 0 turns the pool off.";
     default_idle_timeout_s: u64 = 60, "CORRAL_DEFAULT_IDLE_TIMEOUT_S", "Idle seconds before a sprite pauses (0 = never).";
     smtp_url: Option<Secret> = None, "CORRAL_SMTP_URL", "Mail server for alerts, e.g. smtp://127.0.0.1:2525.";
     smtp_from: String = "corral@localhost".into(), "CORRAL_SMTP_FROM", "Sender address of alert e-mails.";

@@ -14,6 +14,7 @@ mod isolation;
 mod machines;
 mod money;
 mod network;
+mod pool;
 mod reliability;
 mod security;
 mod sprites;

@@ -42,8 +42,10 @@ impl Sprites {
             .collect();
         let sprites = db::sprites::all_live(&self.pool).await?;
         let known: std::collections::HashSet<_> = sprites.iter().map(machine).collect();
+        // Warm-pool machines the last run left are among these: no sprite owns them,
+        // and the pool is made anew once the server runs.
         for (id, _) in machines.iter().filter(|(id, _)| !known.contains(*id)) {
-            tracing::warn!(machine = %id, "removing a sandbox no sprite owns");
+            tracing::warn!(machine = %id, "removing a sandbox no sprite owns (or a pool machine)");
             self.driver.destroy(id).await?;
             done.orphans_removed += 1;
         }
