@@ -20,6 +20,13 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// The server's data directory (its machines are under `machines/`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
 /// Where the operator's images are.
 pub fn image_dir() -> String {
     std::env::var("CORRAL_IMAGE_DIR").unwrap_or_else(|_| "/var/lib/corral/images".into())
