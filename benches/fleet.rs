@@ -10,7 +10,7 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -150,7 +150,7 @@ async fn driver_exec(state: &Path) -> Vec<Duration> {
 
 /// A server and a keep-alive client with its tenant's token.
 struct Api {
-    server: support::Server,
+    _server: support::Server,
     url: String,
     token: String,
     client: reqwest::Client,
@@ -248,18 +248,16 @@ async fn main() {
         RUNS * 5
     );
 
-    let scratch =
-        PathBuf::from(std::env::temp_dir()).join(format!("corral-fleet-{}", std::process::id()));
+    let scratch = std::env::temp_dir().join(format!("corral-fleet-{}", std::process::id()));
     let (mut raw_create, mut raw_exec) = raw_runsc(&scratch.join("raw"));
     let mut driver_exec = driver_exec(&scratch.join("driver")).await;
 
     // A pool as deep as the run of creates, so each is served warm.
     let server = support::start_server(&[("CORRAL_WARM_POOL", RUNS.to_string())]).await;
-    let machines = server.data_dir().join("machines");
     let api = Api {
         token: support::signup(&server.url).await,
         url: server.url.clone(),
-        server,
+        _server: server,
         client: reqwest::Client::new(),
     };
     api.until_pool(RUNS as u64).await;
@@ -360,24 +358,7 @@ async fn main() {
         .buffer_unordered(8)
         .collect::<Vec<_>>()
         .await;
-    // The pool's machines outlive the server by design; the benchmark's must not: the
-    // server is stopped, then a driver on its directory removes what is left.
-    let Api { mut server, .. } = api;
-    let _ = Command::new("kill")
-        .arg(server.child.id().to_string())
-        .status();
-    let _ = server.child.wait();
-    let driver = vmm_driver::from_config(&DriverConfig {
-        kind: "gvisor".into(),
-        state_dir: machines,
-        image_dir: image_dir().into(),
-        agent_path: env!("CARGO_BIN_EXE_corral").into(),
-    })
-    .await
-    .expect("gvisor backend");
-    for machine in driver.list().await.unwrap_or_default() {
-        let _ = driver.destroy(&machine.id).await;
-    }
-    drop(server);
+    // Dropping the server removes its machines (the pool's too).
+    drop(api);
     let _ = std::fs::remove_dir_all(&scratch);
 }
