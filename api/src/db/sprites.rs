@@ -172,11 +172,15 @@ pub async fn list_with_costs(
 /// Every live sprite of every tenant (reconciliation, idle pause, metering).
 #[tracing::instrument(skip_all)]
 pub async fn all_live(pool: &SqlitePool) -> sqlx::Result<Vec<SpriteRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sprites WHERE deleted_at IS NULL ORDER BY id"
+    // One JSON text, not a row per sprite (see `list_with_costs`): the meter and the
+    // idle check read this every second.
+    let (json,): (String,) = sqlx::query_as(&format!(
+        "SELECT json_group_array(json_array({COLUMNS})) FROM \
+         (SELECT {COLUMNS} FROM sprites WHERE deleted_at IS NULL ORDER BY id)"
     ))
-    .fetch_all(pool)
-    .await
+    .fetch_one(pool)
+    .await?;
+    serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))
 }
 
 /// Bytes held by the checkpoints of each live sprite that has any: (sprite id, bytes).
