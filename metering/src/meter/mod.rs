@@ -111,14 +111,7 @@ pub struct Meter {
     scopes: ScopeMemory,
     /// Sprites the last tick asked to pause, and what they may still be billed (ms).
     pausing: HashMap<i64, i64>,
-    /// Wall time of the latest ticks, ms (at most [`RECENT_TICKS`]): a tick's own
-    /// length is part of the rule's window, since sprites run on until the next tick
-    /// has finished deciding.
-    recent_ticks: std::collections::VecDeque<i64>,
 }
-
-/// How many ticks' wall times the rule's window looks back on.
-const RECENT_TICKS: usize = 60;
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
@@ -138,7 +131,6 @@ impl Meter {
             last_tick_ms: None,
             scopes: ScopeMemory::default(),
             pausing: HashMap::new(),
-            recent_ticks: std::collections::VecDeque::new(),
         }
     }
 
@@ -192,13 +184,8 @@ impl Meter {
                 ..TickReport::default()
             });
         };
-        let took = started.elapsed();
-        self.metrics.observe_tick(took.as_micros() as u64);
-        if self.recent_ticks.len() == RECENT_TICKS {
-            self.recent_ticks.pop_front();
-        }
-        self.recent_ticks
-            .push_back(i64::try_from(took.as_millis()).unwrap_or(i64::MAX) + 1);
+        self.metrics
+            .observe_tick(started.elapsed().as_micros() as u64);
         if !pause.is_empty() {
             let t = Instant::now();
             tracing::warn!(
@@ -361,15 +348,8 @@ impl Meter {
         let before = db::read_scope_spend(&mut tx, period.start_ms, &all_keys).await?;
         let names: HashMap<i64, &str> =
             by_id.iter().map(|(id, s)| (*id, s.name.as_str())).collect();
-        // Sprites run on until the next tick has finished deciding, which may take as
-        // long as the slowest recent tick: the rule's worst case includes that too (what
-        // a tick bills stays capped at the bare window).
-        let rule_cfg = TickConfig {
-            window_ms: cfg.window_ms + self.recent_ticks.iter().copied().max().unwrap_or(0),
-            ..cfg
-        };
         let inputs = scopes::Inputs {
-            cfg: &rule_cfg,
+            cfg: &cfg,
             default_tenant_cap: self.config.default_tenant_cap,
             now_ms,
             period,
