@@ -174,3 +174,69 @@ async fn an_empty_pool_still_creates() {
     .await;
     assert_eq!(pool_stats(&app).await, (1, 0, 1));
 }
+
+/// CPU time billed to `sprite` so far, ns.
+async fn cpu_billed(app: &App, token: &str, sprite: &str) -> i64 {
+    let usage = crate::money::usage(app, token, &format!("by=day&sprite={sprite}")).await;
+    usage["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cpu_ns"].as_i64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_pooled_sprite_is_metered_from_its_hand_over_and_paused_before_the_cap() {
+    use crate::money::{int, set_budget, settle, tenant_spend, until_paused, CPU_PRICE};
+    let app = crate::money::spawn(&[("CORRAL_WARM_POOL", "1".into())]).await;
+    let (_, token) = app.signup("meter@pool.io").await;
+    until_ready(&app, 1).await;
+
+    // One sprite from the pool and one made cold, each paused as soon as it answers:
+    // the cold one's bill holds its boot, the pooled one's starts at the hand-over.
+    create(&app, &token, "warm").await;
+    assert_eq!(pool_stats(&app).await.1, 1, "from the pool");
+    expect_status(
+        app.post("/v1/sprites/warm/pause", &token, json!({})).await,
+        200,
+    )
+    .await;
+    let cold = json!({"name": "cold", "disk_mb": 1000});
+    expect_status(app.post("/v1/sprites", &token, cold).await, 201).await;
+    expect_status(
+        app.post("/v1/sprites/cold/pause", &token, json!({})).await,
+        200,
+    )
+    .await;
+    settle().await;
+    let (warm_ns, cold_ns) = (
+        cpu_billed(&app, &token, "warm").await,
+        cpu_billed(&app, &token, "cold").await,
+    );
+    eprintln!("CPU billed from create to pause: pooled {warm_ns} ns, cold {cold_ns} ns");
+    assert!(cold_ns > 0, "the cold sprite's boot is billed");
+    assert!(
+        warm_ns * 2 < cold_ns,
+        "the pooled sprite was billed for its making: {warm_ns} ns vs {cold_ns} ns cold"
+    );
+
+    // Metered for real: spinning, it is paused before the tenant's cap.
+    let now = crate::money::budget(&app, &token).await;
+    let committed = int(&now, "spent_nanos") + int(&now, "storage_reserved_nanos");
+    let cap = committed + 3 * CPU_PRICE;
+    set_budget(&app, &token, json!({"cap_nanos": cap})).await;
+    expect_status(
+        app.post("/v1/sprites/warm/resume", &token, json!({})).await,
+        200,
+    )
+    .await;
+    app.sh_ok(&token, "warm", "(nohup yes >/dev/null 2>&1 &)")
+        .await;
+    let run = until_paused(&app, &token, "warm", || tenant_spend(&app, &token)).await;
+    assert!(run.max_spent <= cap, "spent {} of {cap}", run.max_spent);
+    assert!(
+        cpu_billed(&app, &token, "warm").await > 500_000_000,
+        "the spin was billed"
+    );
+}
