@@ -165,8 +165,10 @@ impl WarmPool {
     }
 }
 
-/// How long the filler waits after a machine could not be made.
+/// How long the filler waits after a machine could not be made, doubled after each
+/// failure in a row up to [`RETRY_MAX`] (an image not built yet must not fill the log).
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
 
 impl Sprites {
     /// Sets how many machines of each shape are kept ready.
@@ -241,6 +243,7 @@ impl Sprites {
 /// Keeps the pool full until shutdown: one machine at a time (the host's cores serve
 /// tenants' creates first), woken when a machine is taken.
 pub async fn filler(sprites: Arc<Sprites>, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut retry = RETRY_AFTER;
     loop {
         let mut pause = Duration::from_secs(30);
         while let Some(shape) = sprites.warm.short() {
@@ -251,10 +254,12 @@ pub async fn filler(sprites: Arc<Sprites>, mut stop: watch::Receiver<bool>) -> a
                 Ok(id) => {
                     tracing::debug!(machine = %id, ?shape, "pool machine ready");
                     sprites.warm.add(shape, id);
+                    retry = RETRY_AFTER;
                 }
                 Err(error) => {
-                    tracing::warn!(?shape, %error, "could not make a pool machine");
-                    pause = RETRY_AFTER;
+                    tracing::warn!(?shape, %error, ?retry, "could not make a pool machine");
+                    pause = retry;
+                    retry = (retry * 2).min(RETRY_MAX);
                     break;
                 }
             }
