@@ -50,6 +50,9 @@ async fn start_server(data_dir: &Path) -> (Killed, String) {
         .env("CORRAL_LISTEN", "127.0.0.1:0")
         .env("CORRAL_IMAGE_DIR", image_dir)
         .env("CORRAL_AGENT_PATH", env!("CARGO_BIN_EXE_corral"))
+        // Clean-up deletes sprites through the API; machines of a warm pool are no
+        // sprites and would outlive the test.
+        .env("CORRAL_WARM_POOL", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -174,6 +174,7 @@ settings! {
     default_cpus: u32 = 1, "CORRAL_DEFAULT_CPUS", "vCPUs of a sprite created without `cpus`.";
     default_memory_mb: u64 = 512, "CORRAL_DEFAULT_MEMORY_MB", "Memory of a sprite created without `memory_mb`.";
     default_disk_mb: u64 = 1024, "CORRAL_DEFAULT_DISK_MB", "Disk of a sprite created without `disk_mb`.";
+    warm_pool: String = "2".into(), "CORRAL_WARM_POOL", "Machines made ahead and handed to creates of their shape: N (of the default shape), or image:cpus:memory_mb:disk_mb=N, comma-separated; 0 turns the pool off.";
     default_idle_timeout_s: u64 = 60, "CORRAL_DEFAULT_IDLE_TIMEOUT_S", "Idle seconds before a sprite pauses (0 = never).";
     idle_cpu_busy_pct: u32 = 5, "CORRAL_IDLE_CPU_BUSY_PCT", "CPU use (percent of one vCPU over CORRAL_IDLE_CPU_WINDOW_S) that counts as activity: a sprite this busy is not paused as idle (0 = only API calls count).";
     idle_cpu_window_s: u64 = 10, "CORRAL_IDLE_CPU_WINDOW_S", "Seconds of CPU use the idle rule looks back over.";

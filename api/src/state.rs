@@ -81,6 +81,10 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             let gate: Arc<dyn BudgetGate> = Arc::new(money::MeterGate::new(pool.clone(), &config));
             let sprites = Arc::new(Sprites::new(pool.clone(), driver, config.clone(), gate));
             sprites.reconcile().await?;
+            sprites.configure_pool(
+                crate::sprites::pool::parse(&config.warm_pool, &config)
+                    .map_err(anyhow::Error::msg)?,
+            );
             sprites.collect_images().await?;
             let _ = std::fs::remove_dir_all(crate::sprites::export::scratch_dir(&config.data_dir));
             if !sprites
@@ -252,6 +256,10 @@ impl AppState {
             let sprites = sprites.clone();
             background.spawn("idle-pause", move |stop| {
                 crate::sprites::idle::reaper(sprites, stop)
+            });
+            let sprites = self.sprites.clone().expect("sprites");
+            background.spawn("warm-pool", move |stop| {
+                crate::sprites::pool::filler(sprites, stop)
             });
         }
         if let Some(meter) = self.money.take_meter() {

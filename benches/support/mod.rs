@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub child: std::process::Child,
     pub url: String,
-    _dir: tempfile::TempDir,
+    /// Its data directory (machines under `machines/`), removed with it.
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Server {
@@ -17,6 +18,30 @@ impl Drop for Server {
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+        // Machines outlive their server by design (a warm pool's too); a benchmark's
+        // must not. Its own thread: the caller may be inside a runtime already.
+        let state_dir = self.dir.path().join("machines");
+        let destroy = move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let config = vmm_driver::DriverConfig {
+                    kind: "gvisor".into(),
+                    state_dir,
+                    image_dir: image_dir().into(),
+                    agent_path: env!("CARGO_BIN_EXE_corral").into(),
+                };
+                let Ok(driver) = vmm_driver::from_config(&config).await else {
+                    return;
+                };
+                for machine in driver.list().await.unwrap_or_default() {
+                    let _ = driver.destroy(&machine.id).await;
+                }
+            });
+        };
+        let _ = std::thread::spawn(destroy).join();
     }
 }
 
@@ -58,11 +83,7 @@ pub async fn start_server(env: &[(&str, String)]) -> Server {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let url = format!("http://{}", std::fs::read_to_string(&addr_file).unwrap());
-    Server {
-        child,
-        url,
-        _dir: dir,
-    }
+    Server { child, url, dir }
 }
 
 /// Signs a tenant up; answers its session token.

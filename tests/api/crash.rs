@@ -81,6 +81,8 @@ async fn kill_9_mid_checkpoint_and_mid_restore_leaves_nothing_half_made() {
     let mut app = App::spawn_with(&[
         ("CORRAL_MAX_CHECKPOINTS_PER_SPRITE", "3"),
         ("CORRAL_DEFAULT_IDLE_TIMEOUT_S", "0"),
+        // The test finds the sprite's machine as the only one on disk.
+        ("CORRAL_WARM_POOL", "0"),
     ])
     .await;
     let (_, token) = app.signup("crash@example.com").await;

@@ -15,6 +15,7 @@ mod isolation;
 mod machines;
 mod money;
 mod network;
+mod pool;
 mod reliability;
 mod schedules;
 mod security;

@@ -378,6 +378,9 @@ pub trait Driver: Send + Sync {
     /// Cumulative usage, from files held open: cheap enough to call every second for
     /// every machine.
     fn usage(&self, id: &MachineId) -> Result<UsageSample>;
+    /// Counts the machine's CPU time from zero again: a machine made ahead of its owner
+    /// (a warm pool's) is metered from the moment it is handed over, not from its boot.
+    fn restart_usage(&self, id: &MachineId) -> Result<()>;
     /// Every machine the backend holds, including ones left behind by a crash.
     async fn list(&self) -> Result<Vec<MachineInfo>>;
 

@@ -37,13 +37,17 @@ const COLUMNS: &str = "id, tenant_id, name, state, pause_reason, cpus, memory_mb
                        idle_timeout_s, created_by_token, created_at, last_active_at, last_activity, \
                        image, image_id, network_mbps, http_port, url_auth";
 
-/// A new sprite in state `creating`; `Ok(None)` when the name is taken.
-///
-/// Ids are random rather than sequential: a sprite's id names its machine, its cgroup
-/// and its sandbox, which must not collide with another Corral on the same host.
+/// A random sprite id: a sprite's id names its machine, its cgroup and its sandbox,
+/// which must not collide with another Corral on the same host (so not sequential).
+pub fn fresh_id() -> i64 {
+    (rand::random::<u64>() >> 1).max(1) as i64
+}
+
+/// A new sprite in state `creating`, with `row.id` when it is set (the key of a warm
+/// pool's machine made ahead) or else a [`fresh_id`]; `Ok(None)` when the name is taken.
 #[tracing::instrument(skip_all)]
 pub async fn insert(conn: &mut SqliteConnection, row: &SpriteRow) -> sqlx::Result<Option<i64>> {
-    let fresh_id = (rand::random::<u64>() >> 1).max(1) as i64;
+    let fresh_id = if row.id > 0 { row.id } else { fresh_id() };
     let id: Option<(i64,)> = sqlx::query_as(
         "INSERT INTO sprites (id, tenant_id, name, state, cpus, memory_mb, disk_mb, idle_timeout_s,
              created_by_token, created_at, last_active_at, last_activity, image, image_id,
@@ -168,11 +172,15 @@ pub async fn list_with_costs(
 /// Every live sprite of every tenant (reconciliation, idle pause, metering).
 #[tracing::instrument(skip_all)]
 pub async fn all_live(pool: &SqlitePool) -> sqlx::Result<Vec<SpriteRow>> {
-    sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM sprites WHERE deleted_at IS NULL ORDER BY id"
+    // One JSON text, not a row per sprite (see `list_with_costs`): the meter and the
+    // idle check read this every second.
+    let (json,): (String,) = sqlx::query_as(&format!(
+        "SELECT json_group_array(json_array({COLUMNS})) FROM \
+         (SELECT {COLUMNS} FROM sprites WHERE deleted_at IS NULL ORDER BY id)"
     ))
-    .fetch_all(pool)
-    .await
+    .fetch_one(pool)
+    .await?;
+    serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))
 }
 
 /// Bytes held by the checkpoints of each live sprite that has any: (sprite id, bytes).

@@ -46,6 +46,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .collect();
     let samples: Vec<(&str, u64)> = labels.iter().map(|(l, n)| (l.as_str(), *n)).collect();
     gauge(&mut out, "corral_sprites", "Sprites by state.", &samples);
+    if let Some(sprites) = &state.sprites {
+        sprites.warm_pool().render(&mut out);
+    }
     state.render_service_metrics(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

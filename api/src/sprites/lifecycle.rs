@@ -1,8 +1,11 @@
 //! Creating, pausing, resuming, waking and deleting sprites.
 
-use vmm_driver::DriverError;
+use std::sync::atomic::Ordering;
+
+use vmm_driver::{DriverError, MachineSpec};
 
 use super::limits::{self, Limits};
+use super::pool::Shape;
 use super::{driver_error, machine, spec_of, Sprites};
 use crate::caller::Caller;
 use crate::db::{self, sprites::SpriteRow};
@@ -134,21 +137,57 @@ impl Sprites {
             )?,
             url_auth: request.url_auth.unwrap_or_default(),
         };
-        if let Some(done) = self
+        // A machine of this shape made ahead becomes the sprite: its key is the id.
+        let shape = Shape::of(&row);
+        let pooled = shape.as_ref().and_then(|s| self.take_pooled(s));
+        if let Some(id) = &pooled {
+            row.id = id.key().and_then(|k| i64::try_from(k).ok()).unwrap_or(0);
+        }
+        let registered = self
             .register(caller, &limits, &mut row, idempotency_key)
-            .await?
-        {
+            .await;
+        if !matches!(registered, Ok(None)) {
+            if let (Some(shape), Some(id)) = (shape, pooled.clone()) {
+                self.return_pooled(shape, id);
+            }
+        }
+        if let Some(done) = registered? {
             return Ok((done, false));
         }
         let spec = spec_of(&row);
-        let started = async {
-            self.driver.create(&spec).await?;
-            self.driver.start(&spec.id).await
-        }
-        .await;
+        let started = match pooled {
+            Some(_) => self.hand_over(&spec).await,
+            None => {
+                self.warm.cold_creates.fetch_add(1, Ordering::Relaxed);
+                self.make(&spec).await
+            }
+        };
         self.started_or_removed(&mut row, started).await?;
-        tracing::info!(id = row.id, "sprite created");
+        tracing::info!(id = row.id, pooled = pooled.is_some(), "sprite created");
         Ok((row, true))
+    }
+
+    /// Creates and starts a machine.
+    async fn make(&self, spec: &MachineSpec) -> Result<(), DriverError> {
+        self.driver.create(spec).await?;
+        self.driver.start(&spec.id).await
+    }
+
+    /// Resumes a pool machine for its sprite; one that will not resume is replaced by a
+    /// machine made now under the same id.
+    async fn hand_over(&self, spec: &MachineSpec) -> Result<(), DriverError> {
+        match self.driver.resume(&spec.id).await {
+            Ok(()) => {
+                self.warm.warm_creates.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(error) => {
+                tracing::warn!(machine = %spec.id, %error, "a pool machine would not resume; making one");
+                self.warm.cold_creates.fetch_add(1, Ordering::Relaxed);
+                self.driver.destroy(&spec.id).await?;
+                self.make(spec).await
+            }
+        }
     }
 
     /// Inserts a new sprite's row (`creating`) once it fits the tenant's scaling limits

@@ -10,6 +10,7 @@ pub mod images;
 pub mod lifecycle;
 pub mod limits;
 pub mod oci;
+pub mod pool;
 pub mod ports;
 mod reach;
 mod reconcile;
@@ -57,6 +58,8 @@ pub struct Sprites {
     secrets: std::sync::OnceLock<Arc<crate::egress::secrets::Secrets>>,
     /// Where sprites' URLs point.
     front: std::sync::OnceLock<Arc<crate::ingress::FrontDoor>>,
+    /// Machines made ahead for creates.
+    warm: pool::WarmPool,
 }
 
 /// Longest a call waits for the sprites frozen at start to be thawed.
@@ -124,6 +127,7 @@ impl Sprites {
             started: tokio::sync::watch::Sender::new(true),
             secrets: std::sync::OnceLock::new(),
             front: std::sync::OnceLock::new(),
+            warm: pool::WarmPool::default(),
         }
     }
 

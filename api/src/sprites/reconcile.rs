@@ -42,9 +42,15 @@ impl Sprites {
             .collect();
         let sprites = db::sprites::all_live(&self.pool).await?;
         let known: std::collections::HashSet<_> = sprites.iter().map(machine).collect();
-        for (id, _) in machines.iter().filter(|(id, _)| !known.contains(*id)) {
-            tracing::warn!(machine = %id, "removing a sandbox no sprite owns");
-            self.driver.destroy(id).await?;
+        // Warm-pool machines the last run left are among these: no sprite owns them,
+        // and the pool is made anew once the server runs. All at once: tearing down a
+        // paused sandbox takes more than a second, and start-up waits for it.
+        let orphans = machines.keys().filter(|id| !known.contains(*id)).map(|id| async move {
+            tracing::warn!(machine = %id, "removing a sandbox no sprite owns (or a pool machine)");
+            self.driver.destroy(id).await
+        });
+        for removed in futures_util::future::join_all(orphans).await {
+            removed?;
             done.orphans_removed += 1;
         }
         for sprite in sprites {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use super::{from_db, push_ids, push_strs, to_db, CHUNK};
+use super::{from_db, from_json, push_ids, push_strs, to_db, CHUNK};
 use crate::fleet::FleetSprite;
 use crate::money::Nanos;
 use crate::scope::TokenNode;
@@ -40,7 +40,9 @@ pub async fn last_tick(conn: &mut SqliteConnection) -> Result<(i64, i64), sqlx::
         .await
 }
 
-/// The stored baselines of these sprites.
+/// The stored baselines of these sprites. Each chunk comes back as one JSON text, not
+/// one row per sprite: sqlx hands every row from its SQLite thread with a wake-up, which
+/// cost the tick tens of microseconds per sprite.
 #[tracing::instrument(skip_all, fields(sprites = ids.len()))]
 pub async fn baselines(
     conn: &mut SqliteConnection,
@@ -49,12 +51,12 @@ pub async fn baselines(
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT sprite_id, at_ms, cpu_ns, memory_bytes, disk_bytes, network_bytes, \
-             cost_nanos FROM meter_samples WHERE sprite_id IN ",
+            "SELECT json_group_array(json_array(sprite_id, at_ms, cpu_ns, memory_bytes, \
+             disk_bytes, network_bytes, cost_nanos)) FROM meter_samples WHERE sprite_id IN ",
         );
         push_ids(&mut qb, chunk);
-        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> =
-            qb.build_query_as().fetch_all(&mut *conn).await?;
+        let json: String = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> = from_json(&json)?;
         for (id, at_ms, cpu, mem, disk, net, cost) in rows {
             let b = Baseline {
                 at_ms,
@@ -76,13 +78,15 @@ pub async fn minute_rows(
     conn: &mut SqliteConnection,
     minute_ms: i64,
 ) -> Result<HashMap<i64, LedgerRow>, sqlx::Error> {
-    let rows: Vec<(i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT sprite_id, cpu_ns, memory_byte_ms, disk_byte_ms, network_bytes, cost_nanos \
-         FROM usage_minutes WHERE minute_ms = ?",
+    // One JSON text for the whole minute (see [`baselines`]).
+    let json: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(sprite_id, cpu_ns, memory_byte_ms, disk_byte_ms, \
+         network_bytes, cost_nanos)) FROM usage_minutes WHERE minute_ms = ?",
     )
     .bind(minute_ms)
-    .fetch_all(conn)
+    .fetch_one(conn)
     .await?;
+    let rows: Vec<(i64, i64, i64, i64, i64, i64)> = from_json(&json)?;
     Ok(rows
         .into_iter()
         .map(|(id, cpu, mem, disk, net, cost)| {
@@ -386,12 +390,16 @@ pub async fn known_sprites(
 ) -> Result<std::collections::HashSet<i64>, sqlx::Error> {
     let mut out = std::collections::HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT id FROM sprites WHERE id IN ");
+        // One JSON text per chunk (see [`baselines`]).
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "SELECT json_group_array(id) FROM (SELECT id FROM sprites WHERE id IN ",
+        );
         push_ids(&mut qb, chunk);
         qb.push(" UNION ALL SELECT -id FROM images WHERE -id IN ");
         push_ids(&mut qb, chunk);
-        let rows: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *conn).await?;
-        out.extend(rows);
+        qb.push(")");
+        let json: String = qb.build_query_scalar().fetch_one(&mut *conn).await?;
+        out.extend(from_json::<Vec<i64>>(&json)?);
     }
     Ok(out)
 }

@@ -38,6 +38,11 @@ fn from_db(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Rows read as one JSON text (`json_group_array`) decoded.
+fn from_json<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, sqlx::Error> {
+    serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
 /// Appends `(?, ?, …)` binding each id.
 fn push_ids(qb: &mut QueryBuilder<'_, Sqlite>, ids: &[i64]) {
     qb.push("(");

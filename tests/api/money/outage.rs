@@ -64,7 +64,8 @@ async fn wait_spending(app: &App, token: &str) {
 
 #[tokio::test]
 async fn cpu_that_ran_while_the_server_was_killed_is_billed_within_the_cap() {
-    let mut app = spawn(&[]).await;
+    // The test finds a sprite's machine as the new one on disk: no pool machines.
+    let mut app = spawn(&[("CORRAL_WARM_POOL", "0".into())]).await;
     // Rich pays for everything that ran; Poor has about $2 left when the server dies.
     let (_, rich) = app.signup("rich@example.com").await;
     let (_, poor) = app.signup("poor@example.com").await;

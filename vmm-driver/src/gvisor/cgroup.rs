@@ -63,6 +63,12 @@ pub fn remove(id: &MachineId) {
     }
 }
 
+/// Sets the machine's CPU counter back to zero (cgroup v1 `cpuacct.usage` takes a
+/// write of 0), for every process of its sandbox at once.
+pub fn restart_cpu(id: &MachineId) -> std::io::Result<()> {
+    std::fs::write(dir("cpuacct", id).join("cpuacct.usage"), "0")
+}
+
 /// Files held open for sampling one machine. The disk entry is a directory on the
 /// machine's own filesystem, for `fstatvfs`; while that filesystem is not mounted the
 /// disk's use is what its sparse image file holds.

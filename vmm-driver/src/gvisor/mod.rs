@@ -253,6 +253,12 @@ impl Driver for Gvisor {
         Ok(files.sample())
     }
 
+    fn restart_usage(&self, id: &MachineId) -> Result<()> {
+        self.get(id)?;
+        cgroup::restart_cpu(id)
+            .map_err(|e| DriverError::backend(format!("restarting the CPU count of {id}"), e))
+    }
+
     async fn list(&self) -> Result<Vec<MachineInfo>> {
         self.list_machines().await
     }
