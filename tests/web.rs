@@ -4,137 +4,22 @@
 //! its cost), see which limit stops sprites when money runs out, and the page at
 //! phone width. Screenshots of each page go to docs/screenshots/.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, ensure, Context, Result};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
+
+#[path = "common/browser.rs"]
+mod browser;
+
+use browser::{program, start_browser, start_server, Killed};
 
 const WAIT: Duration = Duration::from_secs(15);
 const EMAIL: &str = "ada@example.com";
 const PASSWORD: &str = "correct horse battery";
-
-/// A child process killed when the test ends, however it ends.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Finds a program on PATH, or fails saying how to install it.
-fn program(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("{name} is not installed: run scripts/install.sh (it installs the Debian packages chromium and chromium-driver)")
-        })
-}
-
-/// Starts `corral serve` on a free port with its data in `data_dir`; answers its URL.
-async fn start_server(data_dir: &Path) -> (Killed, String) {
-    let image_dir =
-        std::env::var("CORRAL_IMAGE_DIR").unwrap_or_else(|_| "/var/lib/corral/images".into());
-    let log = std::fs::File::create(data_dir.join("server.log")).expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_corral"))
-        .arg("serve")
-        .env("CORRAL_DATA_DIR", data_dir)
-        .env("CORRAL_LISTEN", "127.0.0.1:0")
-        .env("CORRAL_IMAGE_DIR", image_dir)
-        .env("CORRAL_AGENT_PATH", env!("CARGO_BIN_EXE_corral"))
-        // Clean-up deletes sprites through the API; machines of a warm pool are no
-        // sprites and would outlive the test.
-        .env("CORRAL_WARM_POOL", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start corral");
-    let mut server = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(addr) = std::fs::read_to_string(data_dir.join("corral.addr")) {
-            let url = format!("http://{addr}");
-            if reqwest::get(format!("{url}/healthz")).await.is_ok() {
-                return (server, url);
-            }
-        }
-        if let Ok(Some(status)) = server.0.try_wait() {
-            let log = std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default();
-            panic!("corral exited with {status}:\n{log}");
-        }
-        assert!(Instant::now() < deadline, "corral did not start in 30 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Starts chromedriver on a free port and a headless Chromium session through it.
-async fn start_browser(chromium: &Path, chromedriver: &Path, profile: &Path) -> (Killed, Client) {
-    // Port 0: chromedriver picks a free port and says which on its standard output.
-    let mut child = Command::new(chromedriver)
-        .arg("--port=0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let stdout = child.stdout.take().expect("chromedriver's stdout");
-    let driver = Killed(child);
-    let (port_tx, port_rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let mut port_tx = Some(port_tx);
-        // Read to the end, so that chromedriver never blocks on a full pipe.
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(port) = line.split("started successfully on port ").nth(1) {
-                if let Some(tx) = port_tx.take() {
-                    let _ = tx.send(port.trim_end_matches('.').to_string());
-                }
-            }
-        }
-    });
-    let port = tokio::time::timeout(Duration::from_secs(20), port_rx)
-        .await
-        .expect("chromedriver did not say its port in 20 s")
-        .expect("chromedriver exited before saying its port");
-    let url = format!("http://127.0.0.1:{port}");
-    let args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1200,2000",
-    ]
-    .map(String::from)
-    .into_iter()
-    .chain([format!("--user-data-dir={}", profile.display())])
-    .collect::<Vec<_>>();
-    let capabilities = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": { "binary": chromium, "args": args },
-    });
-    let Value::Object(capabilities) = capabilities else {
-        unreachable!()
-    };
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    let client = ClientBuilder::new(connector)
-        .capabilities(capabilities)
-        .connect(&url)
-        .await
-        .expect("a Chromium session through chromedriver");
-    (driver, client)
-}
 
 /// The page, with waits that poll instead of sleeping.
 struct Page<'a>(&'a Client);
@@ -258,11 +143,14 @@ async fn call(
 #[tokio::test]
 async fn a_tenant_signs_up_sets_a_cap_and_mints_a_token_in_a_real_browser() {
     // Fail at once, saying how to install them, when the browser or its driver is missing.
-    let (chromium, chromedriver) = (program("chromium"), program("chromedriver"));
+    program("chromium");
+    program("chromedriver");
     let data_dir = tempfile::tempdir().expect("temp dir");
     let profile = tempfile::tempdir().expect("temp dir");
-    let (server, url) = start_server(data_dir.path()).await;
-    let (_driver, client) = start_browser(&chromium, &chromedriver, profile.path()).await;
+    // Clean-up deletes sprites through the API; machines of a warm pool are no sprites
+    // and would outlive the test.
+    let (server, url) = start_server(data_dir.path(), &[("CORRAL_WARM_POOL", "0")]).await;
+    let (_driver, client) = start_browser(profile.path()).await;
     let outcome = scenario(&client, &url).await;
     if outcome.is_err() {
         if let Ok(png) = client.screenshot().await {
