@@ -113,7 +113,7 @@ async fn driver_exec(state: &Path) -> Vec<Duration> {
     let driver = vmm_driver::from_config(&DriverConfig {
         kind: "gvisor".into(),
         state_dir: state.to_path_buf(),
-        image_dir: image_dir().into(),
+        image_dir: image_dir(),
         agent_path: env!("CARGO_BIN_EXE_corral").into(),
     })
     .await

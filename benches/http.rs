@@ -19,6 +19,8 @@ use vmm_driver::{DriverConfig, ExecRequest, ImageRef, MachineId, MachineSpec};
 const RUNS: usize = 20;
 
 mod support;
+#[path = "support/wrk.rs"]
+mod wrk;
 
 use support::{image_dir, percentile, Server};
 
@@ -174,7 +176,7 @@ async fn main() {
     let driver = vmm_driver::from_config(&DriverConfig {
         kind: "gvisor".into(),
         state_dir: state.path().to_path_buf(),
-        image_dir: image_dir().into(),
+        image_dir: image_dir(),
         agent_path: env!("CARGO_BIN_EXE_corral").into(),
     })
     .await
@@ -250,29 +252,16 @@ async fn main() {
         .unwrap();
         assert_eq!(response.status(), 201);
     }
-    let wrk = Command::new("wrk")
-        .args(["-t2", "-c32", "-d10s", "--latency", "-H"])
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(format!("{}/v1/sprites", server.url))
-        .output();
-    match wrk {
-        Ok(out) => {
-            let text = String::from_utf8_lossy(&out.stdout);
-            let rps = text
-                .lines()
-                .find(|l| l.starts_with("Requests/sec"))
-                .unwrap_or("Requests/sec: ?");
-            let p50 = text
-                .lines()
-                .find(|l| l.trim_start().starts_with("50%"))
-                .unwrap_or("50% ?");
-            println!(
-                "GET /v1/sprites (100 sprites, wrk -t2 -c32 -d10s): {rps} | latency {}",
-                p50.trim()
-            );
-        }
-        Err(error) => println!("wrk is not installed ({error}): apt-get install wrk"),
-    }
+    let figures = wrk::wrk(&[
+        "-t2".into(),
+        "-c32".into(),
+        "-d10s".into(),
+        "--latency".into(),
+        "-H".into(),
+        format!("Authorization: Bearer {token}"),
+        format!("{}/v1/sprites", server.url),
+    ]);
+    println!("GET /v1/sprites (100 sprites, wrk -t2 -c32 -d10s): {figures}");
     use futures_util::StreamExt;
     futures_util::stream::iter(0..100)
         .map(|i| {

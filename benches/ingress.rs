@@ -8,9 +8,10 @@
 #![allow(clippy::print_stdout)]
 
 mod support;
+#[path = "support/wrk.rs"]
+mod wrk;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -170,35 +171,16 @@ async fn main() {
     browser.get(&url).send().await.unwrap();
 
     for connections in [1, 8] {
-        let wrk = Command::new("wrk")
-            .args([
-                "-t1",
-                &format!("-c{connections}"),
-                "-d8s",
-                "--latency",
-                "-H",
-            ])
-            .arg(format!("Host: {host_header}"))
-            .arg(&server.url)
-            .output();
-        match wrk {
-            Ok(out) => {
-                let text = String::from_utf8_lossy(&out.stdout);
-                let rps = text
-                    .lines()
-                    .find(|l| l.starts_with("Requests/sec"))
-                    .unwrap_or("Requests/sec: ?");
-                let p50 = text
-                    .lines()
-                    .find(|l| l.trim_start().starts_with("50%"))
-                    .unwrap_or("50% ?");
-                println!(
-                    "keep-alive, wrk -c{connections}    {rps} | latency {}",
-                    p50.trim()
-                );
-            }
-            Err(error) => println!("wrk is not installed ({error}): apt-get install wrk"),
-        }
+        let figures = wrk::wrk(&[
+            "-t1".into(),
+            format!("-c{connections}"),
+            "-d8s".into(),
+            "--latency".into(),
+            "-H".into(),
+            format!("Host: {host_header}"),
+            server.url.clone(),
+        ]);
+        println!("keep-alive, wrk -c{connections}    {figures}");
     }
     let inside_rps = 1000.0 / ms(i50);
     println!("inside, one connection ≈ {inside_rps:.0} requests/s (1 / its p50)");

@@ -1,7 +1,13 @@
 //! What the benchmarks share: a real `corral serve` on a free port with its data in a
-//! temporary directory, and percentiles.
+//! temporary directory (its machines removed with it, as the tests do), and
+//! percentiles.
 
 use std::process::{Command, Stdio};
+
+#[path = "../../tests/common/machines.rs"]
+mod machines;
+
+pub use machines::image_dir;
 use std::time::{Duration, Instant};
 
 /// A running server, killed when dropped.
@@ -14,40 +20,11 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
+        machines::stop_server(&mut self.child);
         // Machines outlive their server by design (a warm pool's too); a benchmark's
-        // must not. Its own thread: the caller may be inside a runtime already.
-        let state_dir = self.dir.path().join("machines");
-        let destroy = move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let config = vmm_driver::DriverConfig {
-                    kind: "gvisor".into(),
-                    state_dir,
-                    image_dir: image_dir().into(),
-                    agent_path: env!("CARGO_BIN_EXE_corral").into(),
-                };
-                let Ok(driver) = vmm_driver::from_config(&config).await else {
-                    return;
-                };
-                for machine in driver.list().await.unwrap_or_default() {
-                    let _ = driver.destroy(&machine.id).await;
-                }
-            });
-        };
-        let _ = std::thread::spawn(destroy).join();
+        // must not.
+        machines::destroy_machines(self.dir.path().join("machines"));
     }
-}
-
-/// Where the operator's images are.
-pub fn image_dir() -> String {
-    std::env::var("CORRAL_IMAGE_DIR").unwrap_or_else(|_| "/var/lib/corral/images".into())
 }
 
 /// The `p` quantile of `samples` (sorted in place).
