@@ -122,9 +122,17 @@ impl Sprites {
         Ok(awake)
     }
 
-    /// When the sprite vanished under a call, say so instead of a backend error.
+    /// When the sprite was paused or vanished under a call, say so instead of a backend
+    /// error.
     async fn gone_or(&self, sprite: &SpriteRow, error: vmm_driver::DriverError) -> ApiError {
+        // A pause or delete under way holds the sprite's lock until its state is written.
+        drop(self.lock_of(sprite.id).lock().await);
         match db::sprites::by_id(&self.pool, &sprite.tenant_id, sprite.id).await {
+            Ok(Some(now)) if now.state == SpriteState::Paused => ApiError::Conflict(format!(
+                "sprite {:?} was paused ({}) while the call ran; the call was ended",
+                sprite.name,
+                now.pause_reason.unwrap_or(PauseReason::User)
+            )),
             Ok(Some(now)) if now.state != SpriteState::Deleting => driver_error(error),
             _ => ApiError::Conflict(format!(
                 "sprite {:?} was deleted while the call ran",

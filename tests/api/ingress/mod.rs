@@ -341,7 +341,9 @@ async fn a_budget_paused_sprite_answers_402_and_stays_paused() {
     crate::money::set_budget(
         &app,
         &token,
-        json!({"cap_nanos": 3 * crate::money::CPU_PRICE}),
+        // Room for the server to start (its readiness probe runs Python in the sprite),
+        // then `yes` spends the rest within seconds.
+        json!({"cap_nanos": 6 * crate::money::CPU_PRICE}),
     )
     .await;
     let web = sprite_with_server(
@@ -352,8 +354,18 @@ async fn a_budget_paused_sprite_answers_402_and_stays_paused() {
         json!({"idle_timeout_s": 0, "url_auth": "public"}),
     )
     .await;
-    app.sh_ok(&token, "hog", "(nohup yes >/dev/null 2>&1 &)")
+    // On a loaded host the cap may pause it while this call starts: that is the goal too.
+    let spin = app
+        .exec(
+            &token,
+            "hog",
+            &["sh", "-c", "(nohup yes >/dev/null 2>&1 &)"],
+        )
         .await;
+    if spin.status() != StatusCode::OK {
+        let text = spin.text().await.unwrap();
+        assert!(text.contains("paused (budget)"), "{text}");
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let sprite = crate::money::sprite(&app, &token, "hog").await;
