@@ -557,17 +557,20 @@ async fn a_budget_pause_closes_the_sprites_connections() {
         "(nohup curl -sS -N http://up.test/slow >/dev/null 2>&1 &); sleep 1",
     )
     .await;
-    sh(&app, &token, "hog", "(nohup yes >/dev/null 2>&1 &)").await;
-    let mut paused = false;
-    for _ in 0..100 {
+    crate::money::start_yes(&app, &token, "hog").await;
+    // Seconds on a quiet host; a loaded one gives `yes` less of the CPU.
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
         let sprite = crate::money::sprite(&app, &token, "hog").await;
         if sprite["pause_reason"] == "budget" {
-            paused = true;
             break;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the cap never paused the sprite: {sprite}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(paused, "the cap paused the sprite");
     let mut closed = false;
     for _ in 0..50 {
         let log = expect_status(app.get("/v1/sprites/hog/network/log", &token).await, 200).await;

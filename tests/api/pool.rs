@@ -231,8 +231,7 @@ async fn a_pooled_sprite_is_metered_from_its_hand_over_and_paused_before_the_cap
         200,
     )
     .await;
-    app.sh_ok(&token, "warm", "(nohup yes >/dev/null 2>&1 &)")
-        .await;
+    crate::money::start_yes(&app, &token, "warm").await;
     let run = until_paused(&app, &token, "warm", || tenant_spend(&app, &token)).await;
     assert!(run.max_spent <= cap, "spent {} of {cap}", run.max_spent);
     assert!(

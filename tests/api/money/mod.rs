@@ -117,6 +117,18 @@ pub async fn spin(app: &App, token: &str, name: &str) {
     assert_eq!(out["exit_code"], 0, "{out}");
 }
 
+/// Starts `yes` in the background in `name`. Near a cap the rule may pause the sprite
+/// while this call starts (a loaded host runs the set-up slower): that is the goal too.
+pub async fn start_yes(app: &App, token: &str, name: &str) {
+    let spin = app
+        .exec(token, name, &["sh", "-c", "(nohup yes >/dev/null 2>&1 &)"])
+        .await;
+    if spin.status() != reqwest::StatusCode::OK {
+        let text = spin.text().await.unwrap();
+        assert!(text.contains("paused (budget)"), "{text}");
+    }
+}
+
 /// What a scope looked like while its sprite ran until paused.
 pub struct Run {
     /// Most spent seen at any poll.
