@@ -3,7 +3,9 @@
 //! `runsc run`; the exec round trip of `true` over HTTP (keep-alive) beside the driver
 //! in this process and raw `runsc exec`; the metering tick's mean and max wall time
 //! (the server's own `/metrics`, tick by tick) with 100, 300 and more real idle running
-//! sprites; host memory per idle sprite (the drop in MemAvailable).
+//! sprites; host memory per idle sprite (the drop in MemAvailable). Under the exec
+//! figures, the floor: what gVisor takes to spawn and reap `true` inside the sprite, timed
+//! there by a small C program doing the agent's part without the agent.
 //!
 //! `cargo bench --bench fleet` (needs runsc and the default image). `FLEET_SIZES=100,300,600`
 //! sets the fleet sizes; `FLEET_TICKS=15` the ticks measured at each.
@@ -18,6 +20,8 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 use vmm_driver::{DriverConfig, ExecRequest, ImageRef, MachineId, MachineSpec};
 
+#[path = "support/floor.rs"]
+mod floor;
 mod support;
 
 use support::{image_dir, percentile};
@@ -108,8 +112,9 @@ fn raw_runsc(work: &Path) -> (Vec<Duration>, Vec<Duration>) {
     (create, exec)
 }
 
-/// The driver in this process: `RUNS` machines, then `true` five times in each.
-async fn driver_exec(state: &Path) -> Vec<Duration> {
+/// The driver in this process: `RUNS` machines, then `true` five times in each; then
+/// the floor (see `floor`) in one of them. Answers (driver, floor) times.
+async fn driver_exec(state: &Path) -> (Vec<Duration>, Vec<Duration>) {
     let driver = vmm_driver::from_config(&DriverConfig {
         kind: "gvisor".into(),
         state_dir: state.to_path_buf(),
@@ -142,10 +147,12 @@ async fn driver_exec(state: &Path) -> Vec<Duration> {
         driver.exec(&ids[i % RUNS], request).await.unwrap();
         times.push(t.elapsed());
     }
+    let program = floor::build(state);
+    let floor = floor::measure(&*driver, &ids[0], &program, RUNS * 5).await;
     for id in &ids {
         driver.destroy(id).await.unwrap();
     }
-    times
+    (times, floor)
 }
 
 /// A server and a keep-alive client with its tenant's token.
@@ -250,7 +257,7 @@ async fn main() {
 
     let scratch = std::env::temp_dir().join(format!("corral-fleet-{}", std::process::id()));
     let (mut raw_create, mut raw_exec) = raw_runsc(&scratch.join("raw"));
-    let mut driver_exec = driver_exec(&scratch.join("driver")).await;
+    let (mut driver_exec, mut floor_exec) = driver_exec(&scratch.join("driver")).await;
 
     // A pool as deep as the run of creates, so each is served warm.
     let server = support::start_server(&[("CORRAL_WARM_POOL", RUNS.to_string())]).await;
@@ -308,6 +315,15 @@ async fn main() {
         line("driver", &mut driver_exec),
         line("", &mut raw_exec).trim_start(),
         ms(percentile(&mut http_exec, 0.5)) / ms(raw50)
+    );
+    let floor50 = percentile(&mut floor_exec, 0.5);
+    println!(
+        "{} | http/floor {:.2}x",
+        line(
+            "exec floor: spawn+reap of true inside the sprite, no agent",
+            &mut floor_exec
+        ),
+        ms(percentile(&mut http_exec, 0.5)) / ms(floor50)
     );
 
     // The fleet: idle running sprites (no idle pause), grown to each size in turn.
