@@ -2,10 +2,11 @@
 //! stdio, enforcing its timeout and output cap, and reaping every child (the agent is
 //! the sandbox's init, so orphans land on it too).
 //!
-//! Pipes and children are served by plain threads with blocking calls, never through
-//! epoll (tokio's I/O driver): after `runsc restore` this gVisor can hand an epoll
-//! instance an event for a registration that was gone at the checkpoint, and tokio then
-//! follows a dangling pointer. A blocked read, write or wait simply carries on.
+//! Pipes and children are served by plain threads with blocking calls (kept between
+//! commands, see `workers`), never through epoll (tokio's I/O driver): after `runsc
+//! restore` this gVisor can hand an epoll instance an event for a registration that was
+//! gone at the checkpoint, and tokio then follows a dangling pointer. A blocked read,
+//! write or wait simply carries on.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -17,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::proto::{ExecSpec, ExitInfo, Frame, Kind, CHUNK};
-use super::{net, tty};
+use super::{net, tty, workers};
 
 /// Encoded frames on their way to the driver. Bounded: when the host stops reading (it
 /// applies backpressure to a client that reads nothing), the output threads block, the
@@ -195,15 +196,13 @@ pub async fn run(chan: u32, spec: ExecSpec, mut ctl: mpsc::UnboundedReceiver<Fra
         pumps.push(pump(stderr, Kind::Stderr, chan, max, &out, &truncated));
     }
     if let Some(mut stdin) = writer {
-        let _ = std::thread::Builder::new()
-            .name("stdin".into())
-            .spawn(move || {
-                while let Some(data) = stdin_rx.blocking_recv() {
-                    if stdin.write_all(&data).is_err() {
-                        return;
-                    }
+        let _ = workers::run("stdin", move || {
+            while let Some(data) = stdin_rx.blocking_recv() {
+                if stdin.write_all(&data).is_err() {
+                    return;
                 }
-            });
+            }
+        });
     }
     let mut stdin_tx = Some(stdin_tx);
 
@@ -347,8 +346,6 @@ fn pump<R: Read + Send + 'static>(
         let _ = done.send(());
     };
     // A thread that cannot start leaves the pipe unread; the command still ends.
-    let _ = std::thread::Builder::new()
-        .name("output".into())
-        .spawn(forward);
+    let _ = workers::run("output", forward);
     finished
 }

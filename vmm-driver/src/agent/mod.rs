@@ -20,6 +20,7 @@ pub mod outbound;
 pub mod proto;
 mod server;
 mod tty;
+mod workers;
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
