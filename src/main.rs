@@ -62,6 +62,12 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(vmm_driver::agent::main());
     }
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Client(_) | Command::Image(ImageCommand::Client(_))
+    ) {
+        corral_cli::quiet_on_closed_pipe();
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     let code = runtime.block_on(async move {
         match cli.command {

@@ -454,6 +454,23 @@ fn budget_and_usage_through_the_cli() {
         "{probe:?}"
     );
 
+    // `corral budget | head -0`: a reader gone before the output ends the client as
+    // it ends `ls`, by SIGPIPE, not a panic.
+    let mut piped = user
+        .command(&["budget"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(piped.stdout.take());
+    let closed = piped.wait_with_output().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&closed.status),
+        Some(13), // SIGPIPE
+        "{closed:?}"
+    );
+    assert!(closed.stderr.is_empty(), "{closed:?}");
+
     let out = user.ok(&[
         "budget",
         "set",

@@ -156,6 +156,15 @@ pub enum Command {
     Proxy(urls::ProxyArgs),
 }
 
+/// Lets a closed pipe end the client quietly, as it ends `cat` or `ls`
+/// (`corral usage | head` must not panic on its next line). Rust ignores SIGPIPE; the
+/// server and the agent keep that (a vanished peer is an error to handle there).
+pub fn quiet_on_closed_pipe() {
+    // SAFETY: restoring a signal's default action takes no pointers and runs before
+    // any thread of ours starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// Runs a client command; returns the process exit code. A failure prints one line,
 /// whatever the cause: the problem's code and detail, or the error's chain.
 pub async fn main(global: Global, command: Command) -> i32 {
