@@ -790,7 +790,7 @@ fn schedules_through_the_cli() {
     assert!(
         table
             .lines()
-            .any(|l| l.contains("0 9 * * 1") && l.contains("echo hi there")),
+            .any(|l| l.contains("0 9 * * 1") && l.contains("echo 'hi there'")),
         "{table}"
     );
     assert!(

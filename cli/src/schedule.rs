@@ -42,7 +42,7 @@ pub enum ScheduleCommand {
     },
 }
 
-/// What a schedule does, in a word or a command line.
+/// What a schedule does, in a word or a command line a shell would read back the same.
 fn action(s: &Value) -> String {
     if s["checkpoint"] == true {
         return "checkpoint".into();
@@ -52,8 +52,19 @@ fn action(s: &Value) -> String {
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
+        .map(shell_word)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `arg` as one shell word: as it is when nothing in it is special, else single-quoted.
+fn shell_word(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
 }
 
 /// How the last run went: `ok exit 0`, `refused: …`, `failed: …`, or `-`.
