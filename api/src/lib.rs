@@ -195,6 +195,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     tasks.stop().await;
     if let Some(sprites) = &state.sprites {
+        let removed = sprites.empty_pool().await;
+        tracing::info!(removed, "removed the warm pool's machines");
         sprites.freeze_for_shutdown().await?;
     }
     Ok(())

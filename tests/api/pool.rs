@@ -2,7 +2,7 @@
 //! carries nothing of tenant A's; the pool refills after a burst of creates, which an
 //! exhausted pool still serves cold; a pool of 0 still creates; pool machines are
 //! neither billed nor counted in a tenant's limits, and a pooled sprite is metered from
-//! its hand-over.
+//! its hand-over; a clean stop removes the pool's machines and keeps the sprites'.
 
 use std::time::{Duration, Instant};
 
@@ -173,6 +173,35 @@ async fn an_empty_pool_still_creates() {
     )
     .await;
     assert_eq!(pool_stats(&app).await, (1, 0, 1));
+}
+
+/// The machines on the host under a server's data directory.
+fn machines_on_host(app: &App) -> usize {
+    std::fs::read_dir(app.path().join("machines/machines"))
+        .map(|dir| dir.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_clean_stop_removes_the_pool_and_keeps_the_sprites() {
+    let mut app = App::spawn_with(&[("CORRAL_WARM_POOL", "2")]).await;
+    let (_, token) = app.signup("stop@pool.io").await;
+    until_ready(&app, 2).await;
+    create(&app, &token, "kept").await;
+    until_ready(&app, 2).await;
+    assert_eq!(machines_on_host(&app), 3, "two ready and the sprite's");
+    app.stop();
+    assert!(
+        app.log()
+            .contains("removed the warm pool's machines removed=2"),
+        "{}",
+        app.log()
+    );
+    assert_eq!(
+        machines_on_host(&app),
+        1,
+        "only the sprite's machine is left"
+    );
 }
 
 /// CPU time billed to `sprite` so far, ns.

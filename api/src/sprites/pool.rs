@@ -197,6 +197,21 @@ impl Sprites {
         }
     }
 
+    /// Removes every ready machine: on a clean stop, so no paused sandbox outlives the
+    /// server that made it (the next start makes new ones).
+    pub async fn empty_pool(&self) -> usize {
+        let ids: Vec<MachineId> = std::mem::take(&mut *self.warm.ready.lock().expect("pool"))
+            .into_values()
+            .flatten()
+            .collect();
+        for id in &ids {
+            if let Err(error) = self.driver.destroy(id).await {
+                tracing::warn!(machine = %id, %error, "could not remove a pool machine");
+            }
+        }
+        ids.len()
+    }
+
     /// Gives a machine back when its create was refused before it was handed over.
     pub(super) fn return_pooled(&self, shape: Shape, id: MachineId) {
         self.warm.add(shape, id);
