@@ -389,8 +389,7 @@ pub trait Driver: Send + Sync {
     fn set_egress(&self, egress: std::sync::Arc<dyn Egress>);
 
     /// Puts a read-only file at `/.corral/<name>` in every machine (the install's
-    /// certificate authority, for example), replacing it atomically. Machines started
-    /// from then on see it; one already running may keep the version it has read.
+    /// certificate authority, for example), replacing it atomically.
     fn share(&self, name: &str, bytes: &[u8]) -> Result<()>;
 }
 

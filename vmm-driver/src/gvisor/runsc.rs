@@ -51,15 +51,10 @@ impl Runsc {
         // The sprite sees as many CPUs as its quota allows (`nproc` = its vCPUs), except
         // that runsc never shows fewer than 2: a 1-vCPU sprite says 2, and is still held
         // to one CPU's time by its cgroup.
-        // The agent's directory (`/.corral`, read-only, replaced only by rename) is
-        // cached like the root instead of revalidated on every open: the statx shim
-        // there is loaded by every process, and revalidating it cost each one ≈ 1.6 ms
-        // (a spawn of `true` inside a sprite: 13.3 → 11.6 ms p50, same run).
         cmd.arg("--root")
             .arg(&self.root)
             .arg("--network=none")
-            .arg("--cpu-num-from-quota")
-            .arg("--file-access-mounts=exclusive");
+            .arg("--cpu-num-from-quota");
         // For operators chasing a runsc failure: runsc's own debug logs.
         if let Some(dir) = std::env::var_os("CORRAL_RUNSC_DEBUG_LOG") {
             let mut flag = std::ffi::OsString::from("--debug-log=");
