@@ -326,3 +326,69 @@ impl StripeClient {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stripe_shared::{ApiErrors, ApiErrorsCode, ApiErrorsType};
+
+    fn answered(status: u16, kind: ApiErrorsType, code: Option<ApiErrorsCode>) -> StripeError {
+        let e = ApiErrors {
+            advice_code: None,
+            charge: None,
+            code,
+            decline_code: Some("insufficient_funds".into()),
+            doc_url: None,
+            message: Some("Your card has insufficient funds.".into()),
+            network_advice_code: None,
+            network_decline_code: None,
+            param: None,
+            payment_intent: None,
+            payment_method: None,
+            payment_method_type: None,
+            request_log_url: None,
+            setup_intent: None,
+            source: None,
+            type_: kind,
+        };
+        stripe::StripeError::Stripe(Box::new(e), status).into()
+    }
+
+    #[test]
+    fn no_answer_429_and_5xx_are_transient_other_4xx_final() {
+        let transient = [
+            stripe::StripeError::Timeout.into(),
+            stripe::StripeError::ClientError("connection refused".into()).into(),
+            stripe::StripeError::JSONDeserialize("a proxy's page".into()).into(),
+            answered(
+                429,
+                ApiErrorsType::InvalidRequestError,
+                Some(ApiErrorsCode::RateLimit),
+            ),
+            answered(500, ApiErrorsType::ApiError, None),
+            answered(503, ApiErrorsType::ApiError, None),
+        ];
+        for e in &transient {
+            assert!(e.is_transient(), "{e}");
+        }
+        let declined = answered(
+            402,
+            ApiErrorsType::CardError,
+            Some(ApiErrorsCode::CardDeclined),
+        );
+        assert!(!declined.is_transient());
+        assert!(!answered(400, ApiErrorsType::InvalidRequestError, None).is_transient());
+        match declined {
+            StripeError::Api { code, message, .. } => {
+                assert_eq!(code, "card_declined");
+                assert!(message.contains("(insufficient_funds)"), "{message}");
+            }
+            other => panic!("{other}"),
+        }
+        // Without a code, the type names it.
+        let StripeError::Api { code, .. } = answered(500, ApiErrorsType::ApiError, None) else {
+            panic!("not an answer");
+        };
+        assert_eq!(code, "api_error");
+    }
+}
