@@ -1,5 +1,6 @@
 //! Fault injection: Stripe's routes may answer 500 or 429 without acting, act and then
-//! answer 500 (the answer is lost), or answer only after a delay (a timeout).
+//! answer 500 (the answer is lost), answer only after a delay (a timeout), or decline
+//! the card of a payment (the PaymentIntent fails as Stripe's would, with its event).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -24,7 +25,14 @@ pub enum FaultKind {
     LostAnswer,
     /// The answer comes after `delay_ms` (the request is carried out).
     Timeout,
+    /// A payment's card is declined: the PaymentIntent is created failed, the 402
+    /// `card_error` answered and `payment_intent.payment_failed` emitted.
+    CardDeclined,
 }
+
+/// Marks a request whose card the stand-in declines (read by the payment routes).
+#[derive(Clone, Copy, Debug)]
+pub struct Declined;
 
 /// A fault on requests whose path starts with `path_prefix`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -72,7 +80,7 @@ fn meet(s: &Shared, path: &str) -> Option<Fault> {
 }
 
 /// The middleware.
-pub async fn inject(State(s): State<Shared>, request: Request, next: Next) -> Response {
+pub async fn inject(State(s): State<Shared>, mut request: Request, next: Next) -> Response {
     s.requests.fetch_add(1, Ordering::Relaxed);
     let Some(fault) = meet(&s, request.uri().path()) else {
         return next.run(request).await;
@@ -102,6 +110,10 @@ pub async fn inject(State(s): State<Shared>, request: Request, next: Next) -> Re
         FaultKind::Timeout => {
             tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
             next.run(request).await.into_response()
+        }
+        FaultKind::CardDeclined => {
+            request.extensions_mut().insert(Declined);
+            next.run(request).await
         }
     }
 }

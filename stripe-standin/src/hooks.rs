@@ -1,5 +1,5 @@
-//! Test hooks under `/_test/` (not Stripe's API): complete a Checkout session, raise an
-//! invoice, set the webhook endpoint, list and deliver events, inject faults, and read
+//! Test hooks under `/_test/` (not Stripe's API): complete a Checkout session (saving
+//! its card when asked to), raise an invoice, set the webhook endpoint, list and deliver events, inject faults, and read
 //! the meter events received.
 
 use axum::extract::{Path, State};
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::faults::Fault;
+use crate::payments;
 use crate::state::{now_s, Endpoint};
 use crate::webhooks::{self, Delivery};
 use crate::Shared;
@@ -71,18 +72,67 @@ async fn complete(State(s): State<Shared>, Path(id): Path<String>) -> Response {
         session.clone()
     };
     let mut session = session;
+    let params = {
+        let o = s.objects.lock().expect("objects");
+        o.by_kind
+            .get("checkout_params")
+            .and_then(|m| m.get(&id))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let customer = session["customer"].as_str().unwrap_or_default().to_owned();
     if session["mode"] == "subscription" {
         let sub = json!({
-            "id": s.id("sub_"), "object": "subscription", "customer": session["customer"],
-            "status": "active", "items": {"data": session["line_items"]}, "created": now_s(),
+            "id": s.id("sub_"), "object": "subscription", "customer": customer,
+            "status": "active", "items": {"data": params["line_items"]}, "created": now_s(),
         });
         session["subscription"] = sub["id"].clone();
-        let mut o = s.objects.lock().expect("objects");
         let sub_id = sub["id"].as_str().unwrap_or_default().to_owned();
-        o.by_kind
+        s.objects
+            .lock()
+            .expect("objects")
+            .by_kind
             .entry("subscriptions")
             .or_default()
             .insert(sub_id, sub);
+    }
+    if session["mode"] == "payment" {
+        // The payment is a PaymentIntent; with `setup_future_usage` its card is saved
+        // on the customer for later off-session charges.
+        let future = params["payment_intent_data"]["setup_future_usage"]
+            .as_str()
+            .map(str::to_owned);
+        let card = payments::save_card(&s, &customer);
+        let card_id = card["id"].as_str().unwrap_or_default().to_owned();
+        if future.is_none() {
+            // Used once, not kept: detach it again.
+            if let Some(c) = s
+                .objects
+                .lock()
+                .expect("objects")
+                .by_kind
+                .get_mut("payment_methods")
+                .and_then(|m| m.get_mut(&card_id))
+            {
+                c["customer"] = Value::Null;
+            }
+        }
+        let intent = payments::payment_intent(
+            &s,
+            session["amount_total"].as_i64().unwrap_or(0),
+            &customer,
+            Some(&card_id),
+            "succeeded",
+            json!({}),
+            None,
+            future.as_deref(),
+        );
+        session["payment_intent"] = intent["id"].clone();
+        let intent = crate::objects::store(&s, "payment_intents", intent);
+        webhooks::emit(&s, "payment_intent.succeeded", intent);
+    }
+    {
+        let mut o = s.objects.lock().expect("objects");
         if let Some(stored) = o
             .by_kind
             .get_mut("checkout_sessions")

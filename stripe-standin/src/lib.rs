@@ -1,6 +1,7 @@
 //! A stand-in for Stripe's API, which cannot be reached from here (and whose own mock
 //! is stateless): an axum server keeping customers, Checkout and portal sessions,
-//! subscriptions, invoices, billing meters and meter events in memory, with
+//! subscriptions, invoices, billing meters and meter events, payment methods and
+//! PaymentIntents in memory, with
 //! `sk_test_` bearer auth, form bodies with bracketed keys, `Idempotency-Key` replay,
 //! errors in Stripe's shape, fault injection and a signed webhook emitter. Test hooks
 //! live under `/_test/` (not part of Stripe's API).
@@ -10,6 +11,7 @@ pub mod faults;
 pub mod form;
 mod hooks;
 mod objects;
+mod payments;
 mod state;
 pub mod webhooks;
 
@@ -29,8 +31,10 @@ pub use state::StandIn;
 /// Shared state of one stand-in.
 pub type Shared = Arc<StandIn>;
 
-/// An error in Stripe's shape: `{"error": {type, code, message}}`.
+/// An error in Stripe's shape: `{"error": {type, code, message}}` (an `api_error`, Stripe's
+/// own failure, has no code).
 pub fn stripe_error(status: StatusCode, kind: &str, code: &str, message: &str) -> Response {
+    let code = (kind != "api_error").then_some(code);
     let body = json!({"error": {"type": kind, "code": code, "message": message}});
     (status, axum::Json(body)).into_response()
 }
@@ -90,7 +94,8 @@ async fn auth(State(s): State<Shared>, request: Request, next: Next) -> Response
 }
 
 /// `Idempotency-Key` on a POST: the first answer (not a 500) is kept and replayed with
-/// `Idempotent-Replayed: true`; the same key with other parameters is refused.
+/// `Idempotent-Replayed: true`; the same key with other parameters (in any order) is
+/// refused.
 async fn idempotency(State(s): State<Shared>, request: Request, next: Next) -> Response {
     let key = request
         .headers()
@@ -104,7 +109,11 @@ async fn idempotency(State(s): State<Shared>, request: Request, next: Next) -> R
     let Ok(bytes) = to_bytes(body, 1 << 20).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
-    let fingerprint = format!("{} {}", parts.uri.path(), String::from_utf8_lossy(&bytes));
+    // Stripe compares the parameters, not their order in the body (a client may send a
+    // map's keys in any order).
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
+    params.sort();
+    let fingerprint = format!("{} {params:?}", parts.uri.path());
     if let Some((print, status, stored)) = s.replay(&key) {
         if print != fingerprint {
             return stripe_error(

@@ -1,6 +1,8 @@
 //! Stripe's routes as Corral uses them: customers, Checkout and portal sessions,
 //! subscriptions and invoices (read), billing meters, meter events (identifier
 //! de-duplication, the 35-day / 5-minute timestamp window) and meter event summaries.
+//! Objects have Stripe's shape (`id`, `object`, `created`, `livemode` and every field
+//! Stripe always sends, `null` where it would be), so typed clients can read them.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -22,15 +24,17 @@ pub fn router() -> Router<Shared> {
         .route("/v1/customers/{id}", read("customers"))
         .route("/v1/checkout/sessions", post(create_checkout))
         .route("/v1/checkout/sessions/{id}", read("checkout_sessions"))
+        .route("/v1/checkout/sessions/{id}/line_items", get(line_items))
         .route("/v1/billing_portal/sessions", post(create_portal))
         .route("/v1/subscriptions", list("subscriptions"))
         .route("/v1/invoices", list("invoices"))
         .route("/v1/billing/meters", list("meters").post(create_meter))
         .route("/v1/billing/meter_events", post(create_meter_event))
         .route("/v1/billing/meters/{id}/event_summaries", get(summaries))
+        .merge(crate::payments::router())
 }
 
-fn missing(param: &str) -> Response {
+pub(crate) fn missing(param: &str) -> Response {
     stripe_error(
         StatusCode::BAD_REQUEST,
         "invalid_request_error",
@@ -39,7 +43,7 @@ fn missing(param: &str) -> Response {
     )
 }
 
-fn no_such(kind: &str, id: &str) -> Response {
+pub(crate) fn no_such(kind: &str, id: &str) -> Response {
     stripe_error(
         StatusCode::NOT_FOUND,
         "invalid_request_error",
@@ -48,7 +52,7 @@ fn no_such(kind: &str, id: &str) -> Response {
     )
 }
 
-fn store(s: &Shared, kind: &'static str, object: Value) -> Value {
+pub(crate) fn store(s: &Shared, kind: &'static str, object: Value) -> Value {
     let id = object["id"].as_str().unwrap_or_default().to_owned();
     let mut o = s.objects.lock().expect("objects");
     o.by_kind
@@ -58,12 +62,12 @@ fn store(s: &Shared, kind: &'static str, object: Value) -> Value {
     object
 }
 
-fn exists(s: &Shared, kind: &'static str, id: &str) -> bool {
+pub(crate) fn exists(s: &Shared, kind: &'static str, id: &str) -> bool {
     let o = s.objects.lock().expect("objects");
     o.by_kind.get(kind).is_some_and(|m| m.contains_key(id))
 }
 
-fn read(kind: &'static str) -> MethodRouter<Shared> {
+pub(crate) fn read(kind: &'static str) -> MethodRouter<Shared> {
     get(
         move |State(s): State<Shared>, Path(id): Path<String>| async move {
             let o = s.objects.lock().expect("objects");
@@ -75,7 +79,7 @@ fn read(kind: &'static str) -> MethodRouter<Shared> {
     )
 }
 
-fn list(kind: &'static str) -> MethodRouter<Shared> {
+pub(crate) fn list(kind: &'static str) -> MethodRouter<Shared> {
     get(
         move |State(s): State<Shared>, Query(q): Query<HashMap<String, String>>| async move {
             let o = s.objects.lock().expect("objects");
@@ -92,16 +96,28 @@ fn list(kind: &'static str) -> MethodRouter<Shared> {
                         .collect()
                 })
                 .unwrap_or_default();
-            Json(json!({"object": "list", "data": data, "has_more": false})).into_response()
+            let url = format!("/v1/{kind}");
+            Json(json!({"object": "list", "data": data, "has_more": false, "url": url}))
+                .into_response()
         },
     )
 }
 
 async fn create_customer(State(s): State<Shared>, body: Bytes) -> Response {
     let p = form::parse(&body);
+    let id = s.id("cus_");
     let customer = json!({
-        "id": s.id("cus_"), "object": "customer", "created": now_s(),
-        "email": p.get("email"), "metadata": p.get("metadata").cloned().unwrap_or(json!({})),
+        "id": id, "object": "customer", "created": now_s(), "livemode": false,
+        "address": null, "balance": 0, "currency": null, "default_source": null,
+        "delinquent": false, "description": p.get("description"), "discount": null,
+        "email": p.get("email"), "invoice_prefix": id.trim_start_matches("cus_").to_uppercase(),
+        "invoice_settings": {
+            "custom_fields": null, "default_payment_method": null, "footer": null,
+            "rendering_options": null,
+        },
+        "metadata": p.get("metadata").cloned().unwrap_or(json!({})),
+        "name": p.get("name"), "next_invoice_sequence": 1, "phone": null,
+        "preferred_locales": [], "shipping": null, "tax_exempt": "none", "test_clock": null,
     });
     Json(store(&s, "customers", customer)).into_response()
 }
@@ -147,15 +163,62 @@ async fn create_checkout(State(s): State<Shared>, body: Bytes) -> Response {
         })
         .sum();
     let id = s.id("cs_test_");
+    let now = now_s();
     let session = json!({
-        "id": id, "object": "checkout.session", "mode": mode, "status": "open",
-        "payment_status": "unpaid", "customer": customer, "amount_total": amount,
-        "currency": "usd", "client_reference_id": p.get("client_reference_id"),
+        "id": id, "object": "checkout.session", "created": now, "livemode": false,
+        "mode": mode, "status": "open", "payment_status": "unpaid",
+        "customer": customer, "customer_email": null, "customer_creation": null,
+        "amount_subtotal": amount, "amount_total": amount, "currency": "usd",
+        "client_reference_id": p.get("client_reference_id"),
         "metadata": p.get("metadata").cloned().unwrap_or(json!({})),
-        "success_url": p.get("success_url"), "line_items": items, "subscription": null,
-        "url": format!("https://checkout.stripe.com/c/pay/{id}"), "created": now_s(),
+        "success_url": p.get("success_url"), "cancel_url": p.get("cancel_url"),
+        "automatic_tax": {"enabled": false, "liability": null, "provider": null, "status": null},
+        "custom_fields": [],
+        "custom_text": {
+            "after_submit": null, "shipping_address": null, "submit": null,
+            "terms_of_service_acceptance": null,
+        },
+        "expires_at": now + 24 * 3600, "payment_method_types": ["card"],
+        "shipping_options": [], "payment_intent": null, "setup_intent": null,
+        "subscription": null, "invoice": null, "locale": null, "ui_mode": "hosted_page",
+        "url": format!("https://checkout.stripe.com/c/pay/{id}"),
     });
+    // What Stripe keeps but does not show on the session (line items are a separate
+    // list; `payment_intent_data` goes to the PaymentIntent made on completion).
+    let params = json!({
+        "id": id, "line_items": items,
+        "payment_intent_data": p.get("payment_intent_data").cloned().unwrap_or(json!({})),
+    });
+    store(&s, "checkout_params", params);
     Json(store(&s, "checkout_sessions", session)).into_response()
+}
+
+/// A session's line items, as Stripe lists them apart from the session.
+async fn line_items(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    let o = s.objects.lock().expect("objects");
+    let Some(params) = o.by_kind.get("checkout_params").and_then(|m| m.get(&id)) else {
+        return no_such("checkout session", &id);
+    };
+    let number = |v: &Value| v.as_str().and_then(|t| t.parse::<i64>().ok());
+    let data: Vec<Value> = params["line_items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let unit = number(&item["price_data"]["unit_amount"]);
+            let quantity = number(&item["quantity"]).unwrap_or(1);
+            json!({
+                "id": format!("li_{id}_{i}"), "object": "item", "quantity": quantity,
+                "currency": "usd", "amount_total": unit.unwrap_or(0) * quantity,
+                "description": item["price_data"]["product_data"]["name"],
+                "price": {"id": item["price"], "object": "price", "unit_amount": unit},
+            })
+        })
+        .collect();
+    let url = format!("/v1/checkout/sessions/{id}/line_items");
+    Json(json!({"object": "list", "data": data, "has_more": false, "url": url})).into_response()
 }
 
 async fn create_portal(State(s): State<Shared>, body: Bytes) -> Response {
@@ -168,8 +231,10 @@ async fn create_portal(State(s): State<Shared>, body: Bytes) -> Response {
     }
     let id = s.id("bps_");
     let session = json!({
-        "id": id, "object": "billing_portal.session", "customer": customer,
-        "return_url": p.get("return_url"), "url": format!("https://billing.stripe.com/p/session/{id}"),
+        "id": id, "object": "billing_portal.session", "created": now_s(), "livemode": false,
+        "configuration": "bpc_standin_default", "customer": customer, "flow": null,
+        "locale": null, "on_behalf_of": null, "return_url": p.get("return_url"),
+        "url": format!("https://billing.stripe.com/p/session/{id}"),
     });
     Json(store(&s, "portal_sessions", session)).into_response()
 }
@@ -180,11 +245,14 @@ async fn create_meter(State(s): State<Shared>, body: Bytes) -> Response {
         return missing("event_name");
     };
     let meter = json!({
-        "id": s.id("mtr_"), "object": "billing.meter", "event_name": event_name,
+        "id": s.id("mtr_"), "object": "billing.meter", "created": now_s(),
+        "livemode": false, "updated": now_s(), "event_name": event_name,
+        "event_time_window": null,
         "display_name": p.get("display_name"), "status": "active",
         "default_aggregation": {"formula": "sum"},
         "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
         "value_settings": {"event_payload_key": "value"},
+        "status_transitions": {"deactivated_at": null},
     });
     Json(store(&s, "meters", meter)).into_response()
 }
@@ -252,9 +320,10 @@ async fn create_meter_event(State(s): State<Shared>, body: Bytes) -> Response {
     };
     o.meter_events.push(event);
     Json(json!({
-        "object": "billing.meter_event", "event_name": event_name, "identifier": identifier,
+        "object": "billing.meter_event", "created": now, "livemode": false,
+        "event_name": event_name, "identifier": identifier,
         "payload": {"stripe_customer_id": customer, "value": value.to_string()},
-        "timestamp": timestamp, "created": now,
+        "timestamp": timestamp,
     }))
     .into_response()
 }
@@ -290,9 +359,15 @@ async fn summaries(
         .filter(|e| e.timestamp >= start && e.timestamp < end)
         .map(|e| e.value)
         .sum();
-    Json(json!({"object": "list", "has_more": false, "data": [{
-        "object": "billing.meter_event_summary", "meter": meter_id,
-        "aggregated_value": total, "start_time": start, "end_time": end,
-    }]}))
+    let id = format!("mtrusg_{meter_id}_{customer}_{start}");
+    Json(json!({
+        "object": "list", "has_more": false,
+        "url": format!("/v1/billing/meters/{meter_id}/event_summaries"),
+        "data": [{
+            "id": id, "object": "billing.meter_event_summary", "livemode": false,
+            "meter": meter_id, "aggregated_value": total, "start_time": start,
+            "end_time": end,
+        }],
+    }))
     .into_response()
 }

@@ -158,9 +158,9 @@ pub async fn end_grace(billing: &Billing) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the grace check, once a second (usage pushes and reconciliation are operator
-/// jobs on cron: `CORRAL_JOB_BILLING_PUSH`, `CORRAL_JOB_BILLING_RECONCILE`); a failed
-/// run is logged and the next one tries again.
+/// Starts the grace check and (prepaid) the auto-recharge pass, once a second (usage
+/// pushes and reconciliation are operator jobs on cron: `CORRAL_JOB_BILLING_PUSH`,
+/// `CORRAL_JOB_BILLING_RECONCILE`); a failed run is logged and the next one tries again.
 pub fn start(billing: Arc<Billing>, background: &mut Background) {
     if billing.mode == Mode::Off {
         return;
@@ -174,6 +174,9 @@ pub fn start(billing: Arc<Billing>, background: &mut Background) {
                 _ = grace.tick() => {
                     if let Err(error) = end_grace(&billing).await {
                         tracing::warn!(error = format!("{error:#}"), "billing grace check failed");
+                    }
+                    if let Err(error) = super::recharge::run(&billing).await {
+                        tracing::warn!(error = format!("{error:#}"), "auto-recharge pass failed");
                     }
                 }
             }

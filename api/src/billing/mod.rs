@@ -1,9 +1,11 @@
 //! Billing through Stripe: the operator's mode, each tenant's Stripe customer, prepaid
-//! credit bought through Checkout, the billing portal and what `GET /v1/billing` shows.
+//! credit bought through Checkout (and auto-recharged with the saved card), the billing
+//! portal and what `GET /v1/billing` shows.
 //! Corral's ledger stays the source of truth and its caps the enforcement: prepaid
 //! credit is a second cap of the hard-cap rule (metering), and Stripe only collects.
 
 pub mod chores;
+pub mod recharge;
 pub mod stripe;
 pub mod view;
 pub mod webhook;
@@ -20,7 +22,7 @@ use crate::db::billing as db;
 use crate::error::{ApiError, ApiResult};
 use crate::names::TenantId;
 use crate::sprites::Sprites;
-use stripe::{Params, StripeClient, StripeError};
+use stripe::{Checkout, Purchase, StripeClient, StripeError};
 
 /// Nano-dollars in one US cent (Stripe's amounts are cents).
 pub const NANOS_PER_CENT: i64 = 10_000_000;
@@ -153,28 +155,18 @@ impl Billing {
     #[tracing::instrument(skip_all, fields(tenant = %tenant))]
     pub async fn checkout(&self, tenant: &TenantId, request: CheckoutRequest) -> ApiResult<String> {
         let client = self.client()?;
-        let mut params: Params = vec![("client_reference_id".into(), tenant.0.clone())];
-        match self.mode {
+        let purchase = match self.mode {
             Mode::Prepaid => {
                 let raw = request.amount_usd.ok_or_else(|| {
                     ApiError::Validation(
                         "amount_usd is required: the dollars of credit to buy".into(),
                     )
                 })?;
-                let cents = parse_cents(&raw)?;
-                params.extend([
-                    ("mode".into(), "payment".into()),
-                    ("line_items[0][quantity]".into(), "1".into()),
-                    ("line_items[0][price_data][currency]".into(), "usd".into()),
-                    (
-                        "line_items[0][price_data][unit_amount]".into(),
-                        cents.to_string(),
-                    ),
-                    (
-                        "line_items[0][price_data][product_data][name]".into(),
-                        "Corral prepaid credit".into(),
-                    ),
-                ]);
+                // The card is kept for auto-recharge (off-session charges later).
+                Purchase::Credit {
+                    cents: parse_cents(&raw, "amount_usd")?,
+                    save_card: true,
+                }
             }
             Mode::Metered => {
                 let account = db::account(&self.pool, &tenant.0).await?;
@@ -189,24 +181,22 @@ impl Billing {
                         "the operator has not set CORRAL_STRIPE_METERED_PRICE".into(),
                     )
                 })?;
-                params.extend([
-                    ("mode".into(), "subscription".into()),
-                    ("line_items[0][price]".into(), price),
-                ]);
+                Purchase::Subscription { price }
             }
             Mode::Off => return Err(ApiError::NotFound("billing is not configured".into())),
-        }
+        };
         let customer = self.customer(tenant).await?;
         let base = self.config.public_url.trim_end_matches('/');
-        params.extend([
-            ("customer".into(), customer),
-            ("metadata[corral_tenant]".into(), tenant.0.clone()),
-            ("success_url".into(), format!("{base}/?billing=done")),
-            ("cancel_url".into(), format!("{base}/?billing=cancelled")),
-        ]);
         let key = format!("corral-checkout-{}", uuid::Uuid::new_v4());
         client
-            .checkout(&params, &key)
+            .checkout(Checkout {
+                customer: &customer,
+                tenant: &tenant.0,
+                purchase,
+                success_url: format!("{base}/?billing=done"),
+                cancel_url: format!("{base}/?billing=cancelled"),
+                idempotency_key: &key,
+            })
             .await
             .map_err(stripe_unavailable)
     }
@@ -240,14 +230,15 @@ fn stripe_unavailable(error: StripeError) -> ApiError {
     ApiError::Unavailable("Stripe did not answer; try again in a moment".into())
 }
 
-/// `amount_usd` (`"25"`, `"25.50"` or a number) in cents, between $1 and $10,000.
-fn parse_cents(raw: &serde_json::Value) -> ApiResult<i64> {
+/// Dollars (`"25"`, `"25.50"` or a number) in cents, between $1 and $10,000; `name`
+/// is the field, for the error.
+pub(crate) fn parse_cents(raw: &serde_json::Value, name: &str) -> ApiResult<i64> {
     let text = match raw {
         serde_json::Value::String(s) => s.trim().to_owned(),
         serde_json::Value::Number(n) => n.to_string(),
         _ => String::new(),
     };
-    let bad = || ApiError::Validation(format!("amount_usd {raw} is not dollars like 25.00"));
+    let bad = || ApiError::Validation(format!("{name} {raw} is not dollars like 25.00"));
     let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
     let digits = |s: &str| !s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(whole) || !(frac.is_empty() || (frac.len() <= 2 && digits(frac))) {
@@ -256,9 +247,9 @@ fn parse_cents(raw: &serde_json::Value) -> ApiResult<i64> {
     let cents = whole.parse::<i64>().map_err(|_| bad())? * 100
         + format!("{frac:0<2}").parse::<i64>().map_err(|_| bad())?;
     if !(100..=1_000_000).contains(&cents) {
-        return Err(ApiError::Validation(
-            "amount_usd must be between 1.00 and 10000.00".into(),
-        ));
+        return Err(ApiError::Validation(format!(
+            "{name} must be between 1.00 and 10000.00"
+        )));
     }
     Ok(cents)
 }
@@ -269,7 +260,7 @@ mod tests {
 
     #[test]
     fn amounts_are_exact_cents() {
-        let cents = |v: serde_json::Value| parse_cents(&v).ok();
+        let cents = |v: serde_json::Value| parse_cents(&v, "amount_usd").ok();
         assert_eq!(cents("25".into()), Some(2500));
         assert_eq!(cents("25.5".into()), Some(2550));
         assert_eq!(cents("0.99".into()), None);

@@ -1,9 +1,10 @@
-//! What `GET /v1/billing` shows a tenant: the mode, the prepaid balance or this
-//! period's invoice estimate, and the payment state.
+//! What `GET /v1/billing` shows a tenant: the mode, the prepaid balance (and
+//! auto-recharge) or this period's invoice estimate, and the payment state.
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::recharge::AutoRechargeView;
 use super::{Billing, Mode};
 use crate::db::billing as db;
 use crate::error::ApiResult;
@@ -34,6 +35,8 @@ pub struct BillingView {
     pub invoice_estimate_usd: Option<String>,
     /// Metered: meter events sent to Stripe, waiting, and refused by Stripe.
     pub meter_events: Option<MeterEvents>,
+    /// Prepaid: auto-recharge with the saved card.
+    pub auto_recharge: Option<AutoRechargeView>,
 }
 
 /// The meter-event outbox of one tenant.
@@ -75,6 +78,7 @@ impl Billing {
             invoice_estimate_nanos: None,
             invoice_estimate_usd: None,
             meter_events: None,
+            auto_recharge: None,
         };
         match self.mode {
             Mode::Prepaid => {
@@ -83,6 +87,7 @@ impl Billing {
                 view.balance_nanos = Some(balance);
                 view.balance_usd = Some(Nanos(balance).usd());
                 view.credited_nanos = Some(account.credited_nanos);
+                view.auto_recharge = Some(self.auto_recharge_view(&tenant.0).await?);
             }
             Mode::Metered => {
                 let now = corral_metering::now_ms();

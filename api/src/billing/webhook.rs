@@ -1,12 +1,15 @@
 //! Stripe's webhook events: the signature checked (HMAC-SHA256 over `"{t}.{body}"`,
 //! any `v1`, 300 s tolerance, constant-time), then each event applied exactly once
-//! (by event id) and in any order (invoice events carry their time; credit adds up).
+//! (by event id) and in any order (invoice events carry their time; credit adds up; an
+//! auto-recharge is settled once, by its number, whichever event comes first).
 
 use ring::hmac;
 use serde_json::Value;
 
+use super::recharge::record_failure;
 use super::{Billing, NANOS_PER_CENT};
 use crate::db::billing as db;
+use crate::db::recharge as recharge_db;
 use crate::error::ApiResult;
 use crate::names::{PauseReason, SpriteState};
 
@@ -64,6 +67,16 @@ pub fn verify(secret: &str, header: Option<&str>, body: &[u8], now_s: i64) -> Re
     } else {
         Err(Rejected::BadSignature)
     }
+}
+
+/// The recharge number of an auto-recharge PaymentIntent of `tenant` (`None` for any
+/// other payment, e.g. a Checkout's, which `checkout.session.completed` credits).
+fn recharge_of(intent: &Value, tenant: &str) -> Option<i64> {
+    let metadata = &intent["metadata"];
+    if metadata["corral_purpose"] != "auto_recharge" || metadata["corral_tenant"] != tenant {
+        return None;
+    }
+    metadata["corral_recharge"].as_str()?.parse().ok()
 }
 
 /// What applying an event did.
@@ -131,13 +144,21 @@ impl Billing {
                 Some(t) if db::tenant_exists(&mut conn, t).await? => Some(t.to_owned()),
                 _ => None,
             },
-            "invoice.paid" | "invoice.payment_failed" => match object["customer"].as_str() {
+            "invoice.paid"
+            | "invoice.payment_failed"
+            | "payment_intent.succeeded"
+            | "payment_intent.payment_failed" => match object["customer"].as_str() {
                 Some(c) => db::tenant_of_customer(&mut conn, c).await?,
                 None => None,
             },
             _ => None,
         };
         drop(conn);
+        // A failed recharge mails the tenant: the address is read before the writes too.
+        let email = match (&tenant, kind) {
+            (Some(t), "payment_intent.payment_failed") => db::tenant_email(self.pool(), t).await?,
+            _ => None,
+        };
         let mut tx = self.pool().begin().await?;
         if !db::claim_event(&mut tx, id, kind, created, tenant.as_deref(), now).await? {
             return Ok((Applied::Nothing, None));
@@ -155,6 +176,11 @@ impl Billing {
                         let cents = object["amount_total"].as_i64().unwrap_or(0).max(0);
                         db::add_credit(&mut tx, &tenant, cents.saturating_mul(NANOS_PER_CENT), now)
                             .await?;
+                        // Its card was saved for off-session use: auto-recharge charges it.
+                        if let Some(intent) = object["payment_intent"].as_str() {
+                            recharge_db::set_checkout_payment(&mut tx, &tenant, intent, now)
+                                .await?;
+                        }
                         resume = cents > 0;
                         cents > 0
                     }
@@ -176,6 +202,35 @@ impl Billing {
                 resume = done;
                 done
             }
+            "payment_intent.succeeded" => match recharge_of(object, &tenant) {
+                Some(seq) => {
+                    let intent = object["id"].as_str().unwrap_or_default();
+                    let done = recharge_db::succeeded(&mut tx, &tenant, seq, intent, now).await?;
+                    if done {
+                        let cents = object["amount_received"].as_i64().unwrap_or(0).max(0);
+                        db::add_credit(&mut tx, &tenant, cents.saturating_mul(NANOS_PER_CENT), now)
+                            .await?;
+                        resume = cents > 0;
+                    }
+                    done
+                }
+                None => false,
+            },
+            "payment_intent.payment_failed" => match recharge_of(object, &tenant) {
+                Some(seq) => {
+                    let error = &object["last_payment_error"];
+                    let why = format!(
+                        "the card was declined: {}: {}",
+                        error["decline_code"]
+                            .as_str()
+                            .or(error["code"].as_str())
+                            .unwrap_or("payment_failed"),
+                        error["message"].as_str().unwrap_or("no reason given")
+                    );
+                    record_failure(&mut tx, &tenant, seq, &why, email.as_deref(), now).await?
+                }
+                None => false,
+            },
             _ => false,
         };
         tx.commit().await?;

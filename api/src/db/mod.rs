@@ -7,6 +7,7 @@ pub mod chores;
 pub mod images;
 pub mod limits;
 pub mod network;
+pub mod recharge;
 pub mod schedules;
 pub mod secrets;
 pub mod sprites;

@@ -1,5 +1,5 @@
-//! Billing over HTTP: the tenant's billing, Checkout and portal URLs, and Stripe's
-//! signed webhook (no bearer token: the signature is the credential).
+//! Billing over HTTP: the tenant's billing, Checkout and portal URLs, auto-recharge,
+//! and Stripe's signed webhook (no bearer token: the signature is the credential).
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -9,6 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use crate::billing::recharge::{AutoRechargeRequest, AutoRechargeView};
 use crate::billing::view::BillingView;
 use crate::billing::webhook::Applied;
 use crate::billing::CheckoutRequest;
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(show))
         .routes(routes!(checkout))
         .routes(routes!(portal))
+        .routes(routes!(auto_recharge))
         .routes(routes!(webhook))
         .routes(routes!(stripe_webhook))
 }
@@ -83,6 +85,26 @@ async fn portal(
 ) -> ApiResult<AppJson<UrlAnswer>> {
     let url = state.billing.portal(&caller.tenant_id).await?;
     Ok(AppJson(UrlAnswer { url }))
+}
+
+/// Prepaid: turns auto-recharge on (`below_usd`, `amount_usd`: when the balance falls
+/// below the one, the saved card is charged the other, off-session) or off. 409 without
+/// a saved card (a paid Checkout saves one) or in metered mode; 404 when billing is off.
+#[utoipa::path(put, path = "/v1/billing/auto_recharge", tag = "money", security(("bearer" = [])),
+    request_body = AutoRechargeRequest,
+    responses((status = 200, body = AutoRechargeView), (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+        (status = 503, body = crate::error::Problem)))]
+async fn auto_recharge(
+    State(state): State<AppState>,
+    Scoped(caller, ..): Scoped<Billing>,
+    AppJson(request): AppJson<AutoRechargeRequest>,
+) -> ApiResult<AppJson<AutoRechargeView>> {
+    let view = state
+        .billing
+        .set_auto_recharge(&caller.tenant_id, request)
+        .await?;
+    Ok(AppJson(view))
 }
 
 /// Stripe's events, signed with `CORRAL_STRIPE_WEBHOOK_SECRET`: applied once each, in

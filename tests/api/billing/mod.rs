@@ -6,6 +6,7 @@
 mod metered;
 mod payments;
 mod prepaid;
+mod recharge;
 
 use std::time::{Duration, Instant};
 

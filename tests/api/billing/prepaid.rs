@@ -135,6 +135,17 @@ async fn without_stripe_keys_billing_is_off_and_nothing_changes() {
         "not_found",
     )
     .await;
+    let r = app
+        .request(
+            reqwest::Method::PUT,
+            "/v1/billing/auto_recharge",
+            Some(&token),
+        )
+        .json(&json!({"enabled": true, "below_usd": 5, "amount_usd": 20}))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(r, 404, "not_found").await;
     // The calls are documented.
     let doc = expect_status(
         app.client
@@ -149,6 +160,7 @@ async fn without_stripe_keys_billing_is_off_and_nothing_changes() {
         "/v1/billing",
         "/v1/billing/checkout",
         "/v1/billing/portal",
+        "/v1/billing/auto_recharge",
         "/v1/billing/webhook",
     ] {
         assert!(
@@ -157,6 +169,7 @@ async fn without_stripe_keys_billing_is_off_and_nothing_changes() {
         );
     }
     assert!(doc["components"]["schemas"]["BillingView"].is_object());
+    assert!(doc["components"]["schemas"]["AutoRechargeView"].is_object());
     // A mode without a key is refused at start rather than billing nobody.
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_corral"))
         .arg("serve")
@@ -273,7 +286,7 @@ async fn prepaid_credit_pauses_a_spinning_sprite_for_billing_before_it_runs_out(
 }
 
 /// Runs the `corral` CLI against `app` as the holder of `token`.
-async fn cli(app: &App, token: &str, args: &[&str]) -> String {
+pub(super) async fn cli(app: &App, token: &str, args: &[&str]) -> String {
     let home = app.path().join("cli-home");
     std::fs::create_dir_all(&home).unwrap();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_corral"))
