@@ -32,6 +32,9 @@ pub struct MeterMetrics {
     pub alerts_queued: AtomicU64,
     /// Samples cut to the declared worst case (a late tick or an over-limit reading).
     pub clamped_samples: AtomicU64,
+    /// The rule's window in force, ms: tick plus pause latency plus the slowest recent
+    /// tick (see [`crate::RuleWindow`]).
+    pub rule_window_ms: AtomicU64,
     /// Wall time of each [`Phase`] over all recorded ticks, microseconds.
     pub phase_us_total: [AtomicU64; Phase::ALL.len()],
 }
@@ -126,7 +129,7 @@ impl MeterMetrics {
 
     /// Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 13] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
             (
                 "corral_meter_ticks_total",
                 "counter",
@@ -204,6 +207,12 @@ impl MeterMetrics {
                 "counter",
                 "Samples cut to the worst case.",
                 &self.clamped_samples,
+            ),
+            (
+                "corral_meter_rule_window_milliseconds",
+                "gauge",
+                "The rule's window: tick, pause latency and the slowest recent tick.",
+                &self.rule_window_ms,
             ),
         ];
         let mut out = String::new();

@@ -226,6 +226,10 @@ impl Meter {
             .push_back(i64::try_from(took.as_millis()).unwrap_or(i64::MAX) + 1);
         let slowest = self.recent_ticks.iter().copied().max().unwrap_or(0);
         self.window.publish_slowest_tick(slowest);
+        self.metrics.rule_window_ms.store(
+            u64::try_from(self.window.ms()).unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if !pause.is_empty() {
             let t = Instant::now();
             tracing::warn!(
