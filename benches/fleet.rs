@@ -206,8 +206,24 @@ impl Api {
         }
     }
 
-    /// `ticks` metering ticks' wall times, read tick by tick from `/metrics`.
-    async fn ticks(&self, ticks: usize) -> Vec<Duration> {
+    /// The meter's tick count and its phases' total microseconds, from `/metrics`.
+    async fn phase_totals(&self) -> (u64, Vec<(String, u64)>) {
+        let text = self.metrics().await;
+        let phases = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("corral_meter_phase_microseconds_total{phase=\""))
+            .filter_map(|l| {
+                let (phase, rest) = l.split_once("\"} ")?;
+                Some((phase.to_string(), rest.trim().parse().ok()?))
+            })
+            .collect();
+        (self.metric("corral_meter_ticks_total").await, phases)
+    }
+
+    /// `ticks` metering ticks' wall times, read tick by tick from `/metrics`, and each
+    /// phase's mean over the ticks recorded meanwhile.
+    async fn ticks(&self, ticks: usize) -> (Vec<Duration>, String) {
+        let (ticks0, phases0) = self.phase_totals().await;
         let mut seen = self.metric("corral_meter_ticks_total").await;
         let mut times = Vec::new();
         while times.len() < ticks {
@@ -226,7 +242,20 @@ impl Api {
             }
             seen = now;
         }
-        times
+        let (ticks1, phases1) = self.phase_totals().await;
+        let n = ticks1.saturating_sub(ticks0).max(1) as f64;
+        let phases = phases1
+            .iter()
+            .zip(&phases0)
+            .map(|((name, after), (_, before))| {
+                format!(
+                    "{name} {:.2}",
+                    after.saturating_sub(*before) as f64 / n / 1e3
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        (times, phases)
     }
 }
 
@@ -345,13 +374,14 @@ async fn main() {
         );
         mem_sprites = made - 2 * RUNS;
         mem_drop = before.saturating_sub(mem_now);
-        let mut ticks = api.ticks(tick_count).await;
+        let (mut ticks, phases) = api.ticks(tick_count).await;
         let mean = ticks.iter().sum::<Duration>() / ticks.len() as u32;
         let max = *ticks.iter().max().unwrap();
         println!(
             "metering tick, {running} running idle sprites: mean {:>6.2} ms, p50 {:>6.2} ms, max {:>6.2} ms over {} ticks",
             ms(mean), ms(percentile(&mut ticks, 0.5)), ms(max), ticks.len()
         );
+        println!("  its phases, mean ms: {phases}");
     }
     if mem_sprites > 0 {
         println!(

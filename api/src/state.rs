@@ -76,9 +76,14 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
             None => std::env::current_exe()?,
         },
     };
+    // The rule's window: the meter publishes it, admission's runway reads it.
+    let window = Arc::new(corral_metering::RuleWindow::new(&money::meter_config(
+        &config,
+    )));
     let (sprites, driver_problem) = match vmm_driver::from_config(&driver_config).await {
         Ok(driver) => {
-            let gate: Arc<dyn BudgetGate> = Arc::new(money::MeterGate::new(pool.clone(), &config));
+            let gate: Arc<dyn BudgetGate> =
+                Arc::new(money::MeterGate::new(pool.clone(), &config, window.clone()));
             let sprites = Arc::new(Sprites::new(pool.clone(), driver, config.clone(), gate));
             sprites.reconcile().await?;
             sprites.configure_pool(
@@ -153,11 +158,12 @@ pub async fn build(config: Config) -> anyhow::Result<AppState> {
     let meter = sprites.as_ref().map(|sprites| {
         let fleet = money::fleet::SpritesFleet::new(sprites.clone(), egress.clone());
         corral_metering::Meter::new(pool.clone(), Arc::new(fleet), money::meter_config(&config))
+            .with_window(window.clone())
     });
     let billing = crate::billing::Billing::new(pool.clone(), config.clone(), sprites.clone())?;
     Ok(AppState {
         billing: Arc::new(billing),
-        money: Arc::new(Money::new(meter)),
+        money: Arc::new(Money::new(meter, window)),
         config,
         pool,
         keys,

@@ -8,12 +8,12 @@
 //! their spend counts against.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sqlx::SqlitePool;
 
 use crate::db::{self, Extra};
-use crate::{now_ms, MeterConfig, Nanos, Period, Refusal, Scope};
+use crate::{now_ms, MeterConfig, Nanos, Period, Refusal, RuleWindow, Scope};
 
 /// The sprite asking to run, as admission needs it.
 #[derive(Clone, Copy, Debug)]
@@ -39,6 +39,8 @@ pub struct Admissions {
     pool: SqlitePool,
     config: MeterConfig,
     min_runway_s: u64,
+    /// The rule's window, as the meter publishes it: the runway never falls below it.
+    window: Arc<RuleWindow>,
     /// Sprites admitted since the meter last saw them, per tenant.
     admitted: Mutex<HashMap<String, Vec<Admission>>>,
 }
@@ -69,22 +71,28 @@ struct Checked {
 }
 
 impl Admissions {
-    /// Admissions over `pool` with the meter's prices and tick, and a configured
-    /// minimum runway (seconds of worst-case burn a sprite must afford).
-    pub fn new(pool: SqlitePool, config: MeterConfig, min_runway_s: u64) -> Self {
+    /// Admissions over `pool` with the meter's prices and tick, a configured minimum
+    /// runway (seconds of worst-case burn a sprite must afford) and the rule's window
+    /// the meter publishes ([`crate::Meter::with_window`]).
+    pub fn new(
+        pool: SqlitePool,
+        config: MeterConfig,
+        min_runway_s: u64,
+        window: Arc<RuleWindow>,
+    ) -> Self {
         Self {
             pool,
             config,
             min_runway_s,
+            window,
             admitted: Mutex::default(),
         }
     }
 
     /// The runway a sprite must afford: the configured minimum, and never less than
-    /// the meter's window (tick plus pause latency): a sprite started between two ticks
-    /// runs until the next one without a reservation of that tick's rule.
+    /// the rule's window ([`RuleWindow::runway_s`]).
     pub fn runway_s(&self) -> u64 {
-        runway_s(&self.config, self.min_runway_s)
+        self.window.runway_s(self.min_runway_s)
     }
 
     /// Lets `sprite` run when every scope its spend counts against can afford the
@@ -213,12 +221,4 @@ impl Admissions {
             scopes,
         });
     }
-}
-
-/// The runway of [`Admissions::runway_s`] for a meter configuration and a configured
-/// minimum (also shown by `GET /v1/budget`).
-pub fn runway_s(config: &MeterConfig, min_runway_s: u64) -> u64 {
-    let window_ms = config.tick.saturating_add(config.pause_latency).as_millis();
-    let window_s = u64::try_from(window_ms.div_ceil(1000)).unwrap_or(u64::MAX);
-    min_runway_s.max(window_s)
 }

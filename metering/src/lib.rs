@@ -22,6 +22,7 @@ pub mod recorded;
 pub mod rule;
 pub mod scope;
 pub mod tick;
+pub mod window;
 
 pub use admission::{Admissions, Candidate};
 pub use db::{Budget, BudgetContext, Refusal};
@@ -32,6 +33,7 @@ pub use money::{Nanodollars, Nanos};
 pub use period::{Granularity, Period};
 pub use prices::{Prices, Usage};
 pub use scope::Scope;
+pub use window::RuleWindow;
 
 /// What can go wrong in metering.
 #[derive(Debug, thiserror::Error)]

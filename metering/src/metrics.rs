@@ -32,6 +32,83 @@ pub struct MeterMetrics {
     pub alerts_queued: AtomicU64,
     /// Samples cut to the declared worst case (a late tick or an over-limit reading).
     pub clamped_samples: AtomicU64,
+    /// The rule's window in force, ms: tick plus pause latency plus the slowest recent
+    /// tick (see [`crate::RuleWindow`]).
+    pub rule_window_ms: AtomicU64,
+    /// Wall time of each [`Phase`] over all recorded ticks, microseconds.
+    pub phase_us_total: [AtomicU64; Phase::ALL.len()],
+}
+
+/// The parts of a tick, timed one after the other (their sum is the tick's wall time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Listing the fleet (`Fleet::sprites`).
+    List,
+    /// Reading baselines, the minute's rows, tenants and tokens in the transaction
+    /// (usage is sampled meanwhile, on another thread).
+    Read,
+    /// Waiting for the usage samples (`Fleet::sample`) the reads did not cover.
+    Sample,
+    /// Pricing (`tick::plan`), the outage catch-up included.
+    Plan,
+    /// Writing ledger rows and baselines.
+    Write,
+    /// Spend per scope: reading it, the rule, writing it and the alerts.
+    Spend,
+    /// Committing the transaction.
+    Commit,
+}
+
+impl Phase {
+    /// Every phase, in tick order.
+    pub const ALL: [Phase; 7] = [
+        Phase::List,
+        Phase::Read,
+        Phase::Sample,
+        Phase::Plan,
+        Phase::Write,
+        Phase::Spend,
+        Phase::Commit,
+    ];
+
+    /// Its label on `/metrics`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::List => "list",
+            Phase::Sample => "sample",
+            Phase::Read => "read",
+            Phase::Plan => "plan",
+            Phase::Write => "write",
+            Phase::Spend => "spend",
+            Phase::Commit => "commit",
+        }
+    }
+}
+
+/// A tick's phases, timed as it goes: each [`Laps::lap`] charges the time since the
+/// previous one to a phase.
+#[derive(Debug)]
+pub struct Laps {
+    last: std::time::Instant,
+    us: [u64; Phase::ALL.len()],
+}
+
+impl Default for Laps {
+    fn default() -> Laps {
+        Laps {
+            last: std::time::Instant::now(),
+            us: [0; Phase::ALL.len()],
+        }
+    }
+}
+
+impl Laps {
+    /// Charges the time since the last lap to `phase`.
+    pub fn lap(&mut self, phase: Phase) {
+        let now = std::time::Instant::now();
+        self.us[phase as usize] += now.duration_since(self.last).as_micros() as u64;
+        self.last = now;
+    }
 }
 
 impl MeterMetrics {
@@ -43,9 +120,16 @@ impl MeterMetrics {
         self.tick_us_total.fetch_add(us, Relaxed);
     }
 
+    /// Adds a recorded tick's phases to their totals.
+    pub fn observe_phases(&self, laps: &Laps) {
+        for (total, us) in self.phase_us_total.iter().zip(laps.us) {
+            total.fetch_add(us, Relaxed);
+        }
+    }
+
     /// Prometheus text exposition of every counter.
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 13] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 14] = [
             (
                 "corral_meter_ticks_total",
                 "counter",
@@ -124,12 +208,31 @@ impl MeterMetrics {
                 "Samples cut to the worst case.",
                 &self.clamped_samples,
             ),
+            (
+                "corral_meter_rule_window_milliseconds",
+                "gauge",
+                "The rule's window: tick, pause latency and the slowest recent tick.",
+                &self.rule_window_ms,
+            ),
         ];
         let mut out = String::new();
         for (name, kind, help, v) in rows {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Relaxed)
+            );
+        }
+        let name = "corral_meter_phase_microseconds_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Wall time of each part of all ticks.\n# TYPE {name} counter"
+        );
+        for (phase, v) in Phase::ALL.iter().zip(&self.phase_us_total) {
+            let _ = writeln!(
+                out,
+                "{name}{{phase=\"{}\"}} {}",
+                phase.label(),
                 v.load(Relaxed)
             );
         }
@@ -152,5 +255,19 @@ mod tests {
         );
         assert!(text.contains("corral_meter_max_tick_microseconds 1500\n"));
         assert!(text.contains("corral_meter_last_tick_microseconds 700\n"));
+    }
+
+    #[test]
+    fn phases_add_up_per_label() {
+        let m = MeterMetrics::default();
+        let mut laps = Laps::default();
+        laps.us[Phase::Write as usize] = 40;
+        laps.us[Phase::List as usize] = 3;
+        m.observe_phases(&laps);
+        m.observe_phases(&laps);
+        let text = m.render();
+        assert!(text.contains("corral_meter_phase_microseconds_total{phase=\"write\"} 80\n"));
+        assert!(text.contains("corral_meter_phase_microseconds_total{phase=\"list\"} 6\n"));
+        assert!(text.contains("corral_meter_phase_microseconds_total{phase=\"commit\"} 0\n"));
     }
 }

@@ -152,6 +152,7 @@ pub fn start(state: &AppState, background: &mut Background) {
             state.config.clone(),
             sprites.clone(),
             state.jobs.clone(),
+            state.money.window.clone(),
         ));
         background.spawn("schedules", move |stop| runner.run(stop));
     }

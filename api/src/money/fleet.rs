@@ -86,8 +86,12 @@ pub fn disk_bytes(disk_mb: i64) -> u64 {
 #[async_trait]
 impl Fleet for SpritesFleet {
     async fn sprites(&self) -> Result<Vec<FleetSprite>, FleetError> {
-        let rows = self.sprites.live_with_checkpoints().await?;
-        let images = self.sprites.stored_images().await?;
+        // Sprites and images at once, on separate connections: the tick waits for both.
+        let (rows, images) = tokio::join!(
+            self.sprites.live_with_checkpoints(),
+            self.sprites.stored_images()
+        );
+        let (rows, images) = (rows?, images?);
         let mut fleet: Vec<FleetSprite> = rows
             .iter()
             .map(|(row, checkpoint_bytes)| FleetSprite {

@@ -1,8 +1,10 @@
 //! The budget gate behind create, resume, exec and wake, over metering's admissions:
 //! a refusal becomes the 402 naming the scope, what is left and when the period resets.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use corral_metering::{Admissions, Candidate, Refusal, Scope};
+use corral_metering::{Admissions, Candidate, Refusal, RuleWindow, Scope};
 use sqlx::SqlitePool;
 
 use crate::config::Config;
@@ -22,10 +24,16 @@ pub struct MeterGate {
 }
 
 impl MeterGate {
-    /// A gate reading `pool` with the prices, tick and runway of `config`.
-    pub fn new(pool: SqlitePool, config: &Config) -> Self {
+    /// A gate reading `pool` with the prices, tick and runway of `config`, and the
+    /// rule's window the meter publishes.
+    pub fn new(pool: SqlitePool, config: &Config, window: Arc<RuleWindow>) -> Self {
         Self {
-            admissions: Admissions::new(pool, super::meter_config(config), config.min_runway_s),
+            admissions: Admissions::new(
+                pool,
+                super::meter_config(config),
+                config.min_runway_s,
+                window,
+            ),
             network_mbps: config.network_mbps,
             default_shape: (
                 config.default_cpus,
@@ -77,11 +85,6 @@ impl BudgetGate for MeterGate {
             .err()
             .map(|refusal| refusal_error(&refusal, self.admissions.runway_s())))
     }
-}
-
-/// The runway a sprite must afford (metering's rule; shown by `GET /v1/budget`).
-pub fn runway_s(config: &Config) -> u64 {
-    corral_metering::admission::runway_s(&super::meter_config(config), config.min_runway_s)
 }
 
 /// A refusal as the 402 the caller sees: which scope, what is left, what the runway

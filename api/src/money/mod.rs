@@ -10,7 +10,7 @@ pub mod reports;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use corral_metering::{BudgetContext, Meter, MeterConfig, MeterMetrics, Nanos, Prices};
+use corral_metering::{BudgetContext, Meter, MeterConfig, MeterMetrics, Nanos, Prices, RuleWindow};
 
 use crate::config::Config;
 
@@ -66,16 +66,24 @@ pub struct Money {
     pub meter_metrics: Option<Arc<MeterMetrics>>,
     /// The outbox's counters.
     pub mail: Arc<MailMetrics>,
+    /// The rule's window the meter publishes (admission's runway follows it).
+    pub window: Arc<RuleWindow>,
 }
 
 impl Money {
-    /// Holds `meter` until [`Money::take_meter`].
-    pub fn new(meter: Option<Meter>) -> Self {
+    /// Holds `meter` until [`Money::take_meter`]; `window` is the one it publishes.
+    pub fn new(meter: Option<Meter>, window: Arc<RuleWindow>) -> Self {
         Self {
             meter_metrics: meter.as_ref().map(Meter::metrics),
             meter: Mutex::new(meter),
             mail: Arc::default(),
+            window,
         }
+    }
+
+    /// The runway a sprite must afford now (metering's rule; shown by `GET /v1/prices`).
+    pub fn runway_s(&self, config: &Config) -> u64 {
+        self.window.runway_s(config.min_runway_s)
     }
 
     /// The meter, once: the background task runs it.

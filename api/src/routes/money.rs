@@ -200,7 +200,7 @@ async fn prices(State(state): State<AppState>, _auth: Caller) -> AppJson<PricesV
         network_nanos_per_gb: p.network_nanos_per_gb,
         currency: "USD",
         tick_ms: state.config.tick_ms,
-        min_runway_s: crate::money::gate::runway_s(&state.config),
+        min_runway_s: state.money.runway_s(&state.config),
     })
 }
 

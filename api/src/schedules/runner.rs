@@ -31,23 +31,28 @@ pub struct Runner {
     config: Arc<Config>,
     sprites: Arc<Sprites>,
     metrics: Arc<JobMetrics>,
+    /// The rule's window the meter publishes: the runway a run must afford follows it.
+    window: Arc<corral_metering::RuleWindow>,
     /// Schedules with a run in flight: a due time meanwhile is refused, not queued.
     running: Mutex<HashSet<i64>>,
 }
 
 impl Runner {
-    /// A runner over the server's pool and sprites.
+    /// A runner over the server's pool and sprites, with the rule's window the meter
+    /// publishes.
     pub fn new(
         pool: SqlitePool,
         config: Arc<Config>,
         sprites: Arc<Sprites>,
         metrics: Arc<JobMetrics>,
+        window: Arc<corral_metering::RuleWindow>,
     ) -> Self {
         Self {
             pool,
             config,
             sprites,
             metrics,
+            window,
             running: Mutex::default(),
         }
     }
@@ -244,7 +249,7 @@ impl Runner {
     /// meter counts it) going for the minimum runway: the check a resume makes, without
     /// counting the sprite twice.
     async fn runway(&self, sprite: &SpriteRow) -> Result<(), ApiError> {
-        let runway_s = crate::money::gate::runway_s(&self.config);
+        let runway_s = self.window.runway_s(self.config.min_runway_s);
         let ctx = crate::money::budget_context(&self.config);
         let nothing_more = |_: &corral_metering::Scope| corral_metering::db::Extra::default();
         let mut conn = self.pool.acquire().await.map_err(anyhow::Error::from)?;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use corral_metering::metrics::Phase;
 use corral_metering::period::{days_from_civil, DAY_MS};
 use corral_metering::recorded::RecordedFleet;
 use corral_metering::{FleetSprite, Meter, MeterConfig, Sample};
@@ -100,6 +101,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tx.commit().await?;
 
     let mut meter = Meter::new(pool.clone(), fleet.clone(), MeterConfig::default());
+    let metrics = meter.metrics();
+    let phase_totals = || -> Vec<u64> {
+        metrics
+            .phase_us_total
+            .iter()
+            .map(|v| v.load(std::sync::atomic::Ordering::Relaxed))
+            .collect()
+    };
+    let mut phases_at_warmup = Vec::new();
     let start = days_from_civil(2026, 11, 10) * DAY_MS;
     let (mut cpu, mut wall) = (Vec::new(), Vec::new());
     for tick in 0..WARMUP + TICKS {
@@ -113,6 +123,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 network_bytes: tick as u64 * (id % 5) as u64 * 100_000,
             };
             fleet.set_sample(id, Some(sample));
+        }
+        if tick == WARMUP {
+            phases_at_warmup = phase_totals();
         }
         let (c0, w0) = (process_cpu(), Instant::now());
         let report = meter.tick_at(start + tick * 1000).await?;
@@ -150,6 +163,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(&wall, 50),
         pct(&wall, 95)
     );
+    let phases: Vec<String> = Phase::ALL
+        .iter()
+        .zip(phase_totals().iter().zip(&phases_at_warmup))
+        .map(|(p, (after, before))| {
+            format!(
+                "{} {:.2}",
+                p.label(),
+                (after - before) as f64 / TICKS as f64 / 1e3
+            )
+        })
+        .collect();
+    println!("  phases, mean wall ms: {}", phases.join(", "));
     println!("  recorded sample lookup: {sample_ns:.0} ns per sprite");
     println!(
         "  target: <= 20 ms CPU per tick -> {}",

@@ -1,7 +1,7 @@
 //! The metering loop: every tick, sample the fleet, price it, write ledger, baselines,
 //! spend and alerts in one transaction, then pause every scope that does not fit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,12 +10,13 @@ use sqlx::SqlitePool;
 
 use crate::db::{self, BudgetContext, RowWrite};
 use crate::fleet::{Fleet, FleetSprite, Sample};
-use crate::metrics::MeterMetrics;
+use crate::metrics::{Laps, MeterMetrics, Phase};
 use crate::money::Nanos;
 use crate::period::{minute_start, Period};
 use crate::prices::Prices;
 use crate::scope::{sprite_scopes, token_chain, Scope};
 use crate::tick::{self, TickConfig};
+use crate::window::RuleWindow;
 use crate::Error;
 
 mod outage;
@@ -111,7 +112,17 @@ pub struct Meter {
     scopes: ScopeMemory,
     /// Sprites the last tick asked to pause, and what they may still be billed (ms).
     pausing: HashMap<i64, i64>,
+    /// Wall time of the latest ticks, ms (at most [`RECENT_TICKS`]): a tick's own
+    /// length is part of the rule's window, since sprites run on until the next tick
+    /// has finished deciding.
+    recent_ticks: VecDeque<i64>,
+    /// The rule's window as published to admission (bare window plus the slowest of
+    /// `recent_ticks`).
+    window: Arc<RuleWindow>,
 }
+
+/// How many ticks' wall times the rule's window looks back on.
+const RECENT_TICKS: usize = 60;
 
 /// Unix milliseconds now.
 pub fn now_ms() -> i64 {
@@ -131,7 +142,22 @@ impl Meter {
             last_tick_ms: None,
             scopes: ScopeMemory::default(),
             pausing: HashMap::new(),
+            recent_ticks: VecDeque::new(),
+            window: Arc::new(RuleWindow::new(&config)),
         }
+    }
+
+    /// Publishes the rule's window into `window` (made from the same configuration),
+    /// which admission reads for its runway: both move together.
+    pub fn with_window(mut self, window: Arc<RuleWindow>) -> Meter {
+        debug_assert_eq!(window.bare_ms(), self.config.window_ms());
+        self.window = window;
+        self
+    }
+
+    /// The rule's window this meter publishes.
+    pub fn window(&self) -> Arc<RuleWindow> {
+        self.window.clone()
     }
 
     /// The counters, to render on `/metrics`.
@@ -164,17 +190,23 @@ impl Meter {
     #[tracing::instrument(skip_all, fields(now_ms))]
     pub async fn tick_at(&mut self, now_ms: i64) -> Result<TickReport, Error> {
         let started = Instant::now();
+        let mut laps = Laps::default();
         let fleet = self
             .fleet
             .sprites()
             .await
             .map_err(|e| Error::Fleet(e.to_string()))?;
-        let samples: Vec<Option<Sample>> = fleet
-            .iter()
-            .map(|s| self.fleet.sample(s.sprite_id))
-            .collect();
+        laps.lap(Phase::List);
+        // Usage is read on a blocking thread while the transaction reads baselines, rows
+        // and caps (a few microseconds of system calls per sprite, off the tick's path).
+        let ids: Vec<i64> = fleet.iter().map(|s| s.sprite_id).collect();
+        let sampler = self.fleet.clone();
+        let sampling = tokio::task::spawn_blocking(move || {
+            ids.iter().map(|id| sampler.sample(*id)).collect::<Vec<_>>()
+        });
         let listed = fleet.len();
-        let Some((mut report, pause, billing_only)) = self.record(now_ms, fleet, samples).await?
+        let Some((mut report, pause, billing_only)) =
+            self.record(now_ms, fleet, sampling, &mut laps).await?
         else {
             self.metrics
                 .ticks_skipped
@@ -184,8 +216,20 @@ impl Meter {
                 ..TickReport::default()
             });
         };
-        self.metrics
-            .observe_tick(started.elapsed().as_micros() as u64);
+        let took = started.elapsed();
+        self.metrics.observe_tick(took.as_micros() as u64);
+        self.metrics.observe_phases(&laps);
+        if self.recent_ticks.len() == RECENT_TICKS {
+            self.recent_ticks.pop_front();
+        }
+        self.recent_ticks
+            .push_back(i64::try_from(took.as_millis()).unwrap_or(i64::MAX) + 1);
+        let slowest = self.recent_ticks.iter().copied().max().unwrap_or(0);
+        self.window.publish_slowest_tick(slowest);
+        self.metrics.rule_window_ms.store(
+            u64::try_from(self.window.ms()).unwrap_or(0),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         if !pause.is_empty() {
             let t = Instant::now();
             tracing::warn!(
@@ -219,7 +263,8 @@ impl Meter {
         &mut self,
         now_ms: i64,
         mut fleet: Vec<FleetSprite>,
-        mut samples: Vec<Option<Sample>>,
+        sampling: tokio::task::JoinHandle<Vec<Option<Sample>>>,
+        laps: &mut Laps,
     ) -> Result<Option<(TickReport, Vec<i64>, Vec<i64>)>, Error> {
         use std::sync::atomic::Ordering::Relaxed;
         let cfg = self.config.tick_config();
@@ -231,16 +276,13 @@ impl Meter {
         };
         let all_ids: Vec<i64> = fleet.iter().map(|s| s.sprite_id).collect();
         let known = db::known_sprites(&mut tx, &all_ids).await?;
+        let keep: Vec<bool> = all_ids.iter().map(|id| known.contains(id)).collect();
         if known.len() != fleet.len() {
             tracing::warn!(
                 unknown = fleet.len() - known.len(),
                 "skipping sprites the database does not know"
             );
-            (fleet, samples) = fleet
-                .into_iter()
-                .zip(samples)
-                .filter(|(s, _)| known.contains(&s.sprite_id))
-                .unzip();
+            fleet.retain(|s| known.contains(&s.sprite_id));
         }
         let ids: Vec<i64> = fleet.iter().map(|s| s.sprite_id).collect();
         let baselines = db::baselines(&mut tx, &ids).await?;
@@ -252,6 +294,22 @@ impl Meter {
                 self.pausing.entry(sprite.sprite_id).or_insert(latency);
             }
         }
+        let rows = db::minute_rows(&mut tx, minute).await?;
+        let tenant_ids: Vec<&str> = unique(fleet.iter().map(|s| s.tenant_id.as_str()));
+        let tenants =
+            db::tenants(&mut tx, &tenant_ids, period.start_ms, self.config.prepaid).await?;
+        let creators: Vec<&str> =
+            unique(fleet.iter().filter_map(|s| s.created_by_token.as_deref()));
+        let tokens = db::token_tree(&mut tx, &creators).await?;
+        laps.lap(Phase::Read);
+        let mut samples: Vec<Option<Sample>> = sampling
+            .await
+            .map_err(|e| Error::Fleet(format!("sampling failed: {e}")))?
+            .into_iter()
+            .zip(&keep)
+            .filter_map(|(sample, keep)| keep.then_some(sample))
+            .collect();
+        laps.lap(Phase::Sample);
         let (mut real, mut cut) = pausing::limit(
             &fleet,
             &mut samples,
@@ -260,13 +318,6 @@ impl Meter {
             now_ms,
             cfg.window_ms,
         );
-        let rows = db::minute_rows(&mut tx, minute).await?;
-        let tenant_ids: Vec<&str> = unique(fleet.iter().map(|s| s.tenant_id.as_str()));
-        let tenants =
-            db::tenants(&mut tx, &tenant_ids, period.start_ms, self.config.prepaid).await?;
-        let creators: Vec<&str> =
-            unique(fleet.iter().filter_map(|s| s.created_by_token.as_deref()));
-        let tokens = db::token_tree(&mut tx, &creators).await?;
 
         // Each sprite's scopes (tenant, then token chain), and each token's tenant.
         let mut chains: HashMap<(&str, Option<&str>), Vec<Scope>> = HashMap::new();
@@ -332,9 +383,11 @@ impl Meter {
                 })
             })
             .collect();
+        laps.lap(Phase::Plan);
         db::write_rows(&mut tx, minute, &row_writes).await?;
         pausing::restore(&mut plan.updates, &real);
         db::write_baselines(&mut tx, tick_id, &plan.updates).await?;
+        laps.lap(Phase::Write);
 
         // Spend per scope: this tick's scopes, and those that just lost their sprites.
         if self.last_tick_ms.is_none() {
@@ -348,8 +401,16 @@ impl Meter {
         let before = db::read_scope_spend(&mut tx, period.start_ms, &all_keys).await?;
         let names: HashMap<i64, &str> =
             by_id.iter().map(|(id, s)| (*id, s.name.as_str())).collect();
+        // Sprites run on until the next tick has finished deciding, which may take as
+        // long as the slowest recent tick: the rule's worst case includes that too (what
+        // a tick bills stays capped at the bare window). Admission's runway reads the
+        // same published window.
+        let rule_cfg = TickConfig {
+            window_ms: self.window.ms(),
+            ..cfg
+        };
         let inputs = scopes::Inputs {
-            cfg: &cfg,
+            cfg: &rule_cfg,
             default_tenant_cap: self.config.default_tenant_cap,
             now_ms,
             period,
@@ -420,7 +481,9 @@ impl Meter {
             };
             queued += usize::from(db::queue_alert(&mut tx, &alert).await?);
         }
+        laps.lap(Phase::Spend);
         tx.commit().await?;
+        laps.lap(Phase::Commit);
 
         self.scopes
             .commit(decision.pending, key_set, now_ms, period);

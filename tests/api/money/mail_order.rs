@@ -28,10 +28,14 @@ async fn alert_mails_arrive_in_order_after_an_smtp_outage() {
     ])
     .await;
     let (_, token) = app.signup("order@example.com").await;
+    // Five CPU-seconds: the rule pauses the spinning sprite one window (tick, pause
+    // latency and the slowest recent tick) short of the cap, and that must stay above
+    // 80 % even when a busy host slows the ticks (with 3, 80 % was 0.1 CPU-s below the
+    // bare window's pause, and the test failed once in a loaded run).
     set_budget(
         &app,
         &token,
-        json!({"cap_nanos": 3 * CPU_PRICE, "thresholds_pct": [50, 80, 100]}),
+        json!({"cap_nanos": 5 * CPU_PRICE, "thresholds_pct": [50, 80, 100]}),
     )
     .await;
     spin(&app, &token, "spin").await;

@@ -24,10 +24,15 @@ async fn no_runway_refuses_creates_and_bad_input_is_named() {
     )
     .await;
     let detail = refused["detail"].as_str().unwrap();
-    assert!(
-        detail.contains("1 s minimum runway") && detail.contains("resets at"),
-        "{detail}"
-    );
+    // The runway is the configured second, or the rule's window when slow ticks on a
+    // busy host have widened it past that (whole seconds).
+    let runway_s: u64 = detail
+        .split(" s minimum runway")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no runway named: {detail}"));
+    assert!(runway_s >= 1 && detail.contains("resets at"), "{detail}");
     let listed = expect_status(app.get("/v1/sprites", &session).await, 200).await;
     assert_eq!(listed["sprites"], json!([]));
     // The budget says so before anyone tries a start (what the web page's badge shows).
