@@ -63,7 +63,8 @@ pub async fn start_server(env: &[(&str, String)]) -> Server {
     Server { child, url, dir }
 }
 
-/// Signs a tenant up; answers its session token.
+/// Signs a tenant up with a cap no fleet reaches (a thousand sprites' disks reserved to
+/// the period's end pass the default $100); answers its session token.
 pub async fn signup(url: &str) -> String {
     let signup: serde_json::Value = reqwest::Client::new()
         .post(format!("{url}/v1/signup"))
@@ -74,5 +75,18 @@ pub async fn signup(url: &str) -> String {
         .json()
         .await
         .unwrap();
-    signup["token"].as_str().unwrap().to_string()
+    let token = signup["token"].as_str().unwrap().to_string();
+    let raised = reqwest::Client::new()
+        .put(format!("{url}/v1/budget"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"cap_nanos": 100_000_000_000_000_000i64}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        raised.status().is_success(),
+        "{}",
+        raised.text().await.unwrap()
+    );
+    token
 }
