@@ -88,12 +88,20 @@ impl Jobs {
     }
 }
 
+/// Which of billing's chores run: Stripe's (metered billing), or none; `Check` parses
+/// their times without running them, so a bad one is refused whatever the mode.
+pub enum BillingJobs {
+    Run(Arc<crate::billing::Billing>),
+    Check,
+    Off,
+}
+
 /// The operator's jobs from `config`, with billing's chores when billing is on.
 pub fn operator_jobs(
     pool: &SqlitePool,
     config: &Config,
     metrics: Arc<JobMetrics>,
-    billing: Option<Arc<crate::billing::Billing>>,
+    billing: BillingJobs,
 ) -> anyhow::Result<Jobs> {
     let mut jobs = Jobs::new(
         metrics,
@@ -101,6 +109,12 @@ pub fn operator_jobs(
         Duration::from_secs(config.job_retry_base_s),
     );
     chores::add_builtin(&mut jobs, pool, config)?;
+    let billing = match billing {
+        BillingJobs::Run(billing) => Some(billing),
+        BillingJobs::Check => None,
+        // Nothing to push or reconcile: no job to log every minute.
+        BillingJobs::Off => return Ok(jobs),
+    };
     let b = billing.clone();
     jobs.add("billing-push", &config.job_billing_push, move || {
         let b = b.clone();
@@ -135,13 +149,16 @@ pub fn check(pool: &SqlitePool, config: &Config) -> anyhow::Result<()> {
         "CORRAL_SCHEDULE_SECONDS must be on or off, got {:?}",
         config.schedule_seconds
     );
-    operator_jobs(pool, config, Arc::default(), None).map(drop)
+    operator_jobs(pool, config, Arc::default(), BillingJobs::Check).map(drop)
 }
 
 /// Starts the operator's jobs and, with a sandbox backend, the tenants' schedules.
 pub fn start(state: &AppState, background: &mut Background) {
-    let billing =
-        (state.billing.mode == crate::billing::Mode::Metered).then(|| state.billing.clone());
+    let billing = if state.billing.mode == crate::billing::Mode::Metered {
+        BillingJobs::Run(state.billing.clone())
+    } else {
+        BillingJobs::Off
+    };
     match operator_jobs(&state.pool, &state.config, state.jobs.clone(), billing) {
         Ok(jobs) => jobs.start(background),
         Err(error) => tracing::error!(%error, "operator jobs are off"),
