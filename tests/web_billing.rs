@@ -14,26 +14,14 @@ mod browser;
 #[path = "common/machines.rs"]
 mod machines;
 
-use browser::{start_browser, start_server};
+#[path = "common/page.rs"]
+mod page;
 
-const WAIT: Duration = Duration::from_secs(30);
+use browser::{start_browser, start_server};
+use page::{text_where, WAIT};
+
 const KEY: &str = "sk_test_web_billing";
 const WEBHOOK_SECRET: &str = "whsec_web_billing";
-
-async fn text_where(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = match client.find(Locator::Css(css)).await {
-            Ok(element) => element.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if ok(&text) {
-            return Ok(text);
-        }
-        ensure!(Instant::now() < deadline, "{css} shows {text:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn send(request: reqwest::RequestBuilder) -> Value {
     let response = request.send().await.expect("call");

@@ -2,8 +2,6 @@
 //! real `corral` binary and a real sprite: add a command schedule from the page, see its
 //! run's exit code and output in the card, delete it from the page.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{ensure, Context, Result};
 use fantoccini::{Client, Locator};
 use serde_json::{json, Value};
@@ -13,26 +11,11 @@ mod browser;
 #[path = "common/machines.rs"]
 mod machines;
 
+#[path = "common/page.rs"]
+mod page;
+
 use browser::{start_browser, start_server};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Waits until `css` shows text for which `ok` holds (the card re-renders: a stale
-/// element is found again).
-async fn text_where(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = match client.find(Locator::Css(css)).await {
-            Ok(element) => element.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if ok(&text) {
-            return Ok(text);
-        }
-        ensure!(Instant::now() < deadline, "{css} shows {text:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use page::text_where;
 
 async fn api(method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> Value {
     let mut request = reqwest::Client::new()
